@@ -1,0 +1,43 @@
+"""Train a VAE or beta-VAE (chapter 5.2), mlp | conv, on dynamically binarised images.
+
+    python jobs/vae.py --train.model.arch conv --train.beta 1.0 --train.iw-k 1000
+    ray job submit --working-dir . -- python jobs/vae.py --smoke-test
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import tyro
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.autoencoders.config import smoke_config
+from genlab.distributed.jobs import run_training_job, setup_logging, summary
+from genlab.distributed.trainer import RayConfig
+
+
+@dataclass
+class Args:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        model=ModelConfig(kind="vae", arch="conv", latent_dim=32), epochs=10, iw_k=1000, iw_images=1000))
+    """What to train."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Where and how it runs."""
+    smoke_test: bool = False
+    """Tiny run (a few batches, one epoch, CPU) that checks everything end to end."""
+
+
+def main(args: Args) -> None:
+    if args.train.model.kind != "vae":
+        raise SystemExit("jobs/vae.py trains VAEs (--train.model.kind vae); use jobs/ae.py for autoencoders")
+    cfg = smoke_config(args.train) if args.smoke_test else args.train
+    ray_cfg = dataclasses.replace(args.ray, use_gpu=False) if args.smoke_test else args.ray
+    setup_logging()
+    run_dir, metrics = run_training_job(f"vae-{cfg.model.arch}-beta{cfg.beta:g}", "genlab.autoencoders.train:train",
+                                        cfg, ray_cfg, cfg.dataset)
+    print(summary(run_dir, metrics))
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

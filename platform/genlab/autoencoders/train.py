@@ -1,0 +1,154 @@
+"""One training loop for autoencoders and VAEs, run by any Runtime (local or Ray Train)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from genlab.autoencoders.config import TrainConfig
+from genlab.autoencoders.losses import add_gaussian_noise, ae_loss, vae_loss
+from genlab.autoencoders.models import VAE, build_model
+from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint, unwrap
+from genlab.core.config import to_dict
+from genlab.core.runtime import Runtime
+from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.eval.likelihood import binarize, vae_test_metrics
+from genlab.eval.reconstruction import reconstruction_metrics, to_float
+
+log = logging.getLogger(__name__)
+FAMILY = "autoencoders"
+EVAL_NOISE_SEED = 1234
+
+
+def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """Train `cfg` on `rt`'s "train" batches; rank 0 evaluates on `test` each epoch. Returns the last metrics."""
+    seed_everything(cfg.seed + 1000 * rt.rank)
+    model = build_model(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = _steps_per_epoch(cfg, rt)
+    total_steps = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)) if cfg.cosine_decay else 1.0)
+    epoch, step = 0, 0
+    if (ckpt := rt.latest_checkpoint()) is not None:
+        state = load_train_state(ckpt)
+        load_weights(model, ckpt)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        epoch, step = state["epoch"], state["step"]
+        log.info("resumed from %s at epoch %d", ckpt, epoch)
+    model = rt.prepare_model(model)
+    per_worker_batch = max(1, cfg.batch_size // rt.world_size)
+    metrics: dict = {}
+
+    while epoch < cfg.epochs:
+        model.train()
+        sums, n, wait, t0 = {}, 0, 0.0, time.perf_counter()
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and rt.is_main),
+                   leave=False)
+        batches = iter(rt.batches("train", per_worker_batch, epoch))
+        for _ in range(steps_per_epoch):
+            tw = time.perf_counter()
+            images, _labels = next(batches)
+            wait += time.perf_counter() - tw
+            # ALGO LOGIC: one gradient step of the chosen objective
+            x = to_float(images)
+            with rt.autocast():
+                parts = _loss(cfg, model, x)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            opt.step()
+            sched.step()
+            step += 1
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+            bar.update()
+            bar.set_postfix(loss=f"{float(parts['loss'].detach()):.4f}", refresh=False)
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        epoch += 1
+        metrics = {"step": step, "epoch": epoch, "train/lr": sched.get_last_lr()[0],
+                   **{f"train/{k}": v / n for k, v in sums.items()},
+                   "perf/epoch_s": elapsed, "perf/samples_per_s": n * per_worker_batch * rt.world_size / elapsed,
+                   "perf/data_wait_frac": wait / elapsed}
+        if rt.is_main and test is not None:
+            metrics |= {f"eval/{k}": v for k, v in evaluate(cfg, unwrap(model), test, rt.device).items()}
+        checkpoint = None
+        if rt.is_main:
+            checkpoint = save_checkpoint(
+                rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg), model=model,
+                train_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
+                             "epoch": epoch, "step": step})
+        rt.report(metrics, checkpoint=checkpoint)
+
+    if rt.is_main and test is not None:
+        final = final_evaluation(cfg, unwrap(model), test, rt)
+        if final:
+            rt.report({"step": step, **final})
+            metrics |= final
+    return metrics
+
+
+def _steps_per_epoch(cfg: TrainConfig, rt: Runtime) -> int:
+    n_train = rt.num_examples("train")
+    steps = n_train // max(1, cfg.batch_size)
+    if steps < 1:
+        raise ValueError(f"batch_size {cfg.batch_size} is larger than the training set ({n_train} images)")
+    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
+
+
+def _loss(cfg: TrainConfig, model, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    if cfg.model.kind == "vae":
+        if cfg.binarize:
+            x = torch.bernoulli(x)
+        logits, mu, logvar = model(x)
+        return vae_loss(logits, x, mu, logvar, beta=cfg.beta)
+    inp = add_gaussian_noise(x, cfg.noise_factor) if cfg.objective == "denoising" else x
+    logits, z = model(inp)
+    return ae_loss(logits, x, z, cfg.sparsity_weight if cfg.objective == "sparse" else 0.0)
+
+
+def reconstruct_fn(model):
+    """images in [0, 1] -> reconstructions in [0, 1] (posterior mean code for a VAE)."""
+    if isinstance(model, VAE):
+        return lambda x: model.decode(model.encode(x)[0])
+    return lambda x: model.decode(model.encode(x))
+
+
+@torch.no_grad()
+def evaluate(cfg: TrainConfig, model, test, device) -> dict[str, float]:
+    """Cheap per-epoch test metrics (reconstruction; negative ELBO for VAEs)."""
+    model.eval()
+    images = test[0][:cfg.eval_images]
+    corrupt = None
+    if cfg.model.kind == "ae" and cfg.objective == "denoising":
+        gen = torch.Generator(device=device).manual_seed(EVAL_NOISE_SEED)
+        corrupt = lambda x: add_gaussian_noise(x, cfg.noise_factor, generator=gen)  # noqa: E731
+    out = reconstruction_metrics(reconstruct_fn(model), images, corrupt=corrupt, device=device)
+    if cfg.model.kind == "vae":
+        out |= {k: v for k, v in vae_test_metrics(model, binarize(images), k=1, device=device).items()
+                if k == "neg_elbo_nats"}
+    if cfg.model.kind == "ae" and cfg.objective == "sparse":
+        z = torch.cat([model.encode(to_float(images[s:s + 1000]).to(device)) for s in range(0, len(images), 1000)])
+        out |= {"code_l1": float(z.abs().sum(1).mean()), "code_zero_frac": float((z.abs() < 1e-2).float().mean())}
+    return out
+
+
+def final_evaluation(cfg: TrainConfig, model, test, rt: Runtime) -> dict:
+    """The expensive numbers (IW-NLL) and the figures, once at the end, on rank 0."""
+    out = {}
+    if cfg.model.kind == "vae" and cfg.iw_k > 0:
+        res = vae_test_metrics(model, binarize(test[0][:cfg.iw_images]), k=cfg.iw_k, device=rt.device,
+                               progress=cfg.progress)
+        out |= {f"eval/{k}": v for k, v in res.items()}
+    if cfg.figures:
+        from genlab.autoencoders.figures import write_figures
+
+        write_figures(cfg, model, test, rt.run_dir)
+    return out

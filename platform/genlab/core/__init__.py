@@ -1,0 +1,1 @@
+"""Shared plumbing: configs, seeding, runtimes, run directories, checkpoints, plotting."""

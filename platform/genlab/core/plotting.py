@@ -1,0 +1,90 @@
+"""Figures people would rather look at than read: image grids, row strips, 2-D latent maps, curves.
+
+Matplotlib with the Agg backend (no screen needed); every function writes a PNG and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+
+def _to_numpy_grid(images: torch.Tensor, nrow: int) -> "np.ndarray":  # noqa: F821
+    images = images.detach().float().cpu()
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    return make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)[0].numpy()
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, title: str | None = None) -> Path:
+    """images: (N, 1, H, W) or (N, H, W) in [0, 1]."""
+    grid = _to_numpy_grid(images, nrow)
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def save_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], path: str | Path, title: str | None = None) -> Path:
+    """Aligned strips, one per row (e.g. originals / reconstructions, or noisy / denoised / clean)."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(len(rows[0]) * 0.8, len(rows) * 0.95 + 0.3), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], rows, labels):
+        ax.imshow(_to_numpy_grid(row, nrow=len(row)), cmap="gray", vmin=0, vmax=1)
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def scatter_2d(points: torch.Tensor, labels: torch.Tensor, path: str | Path, title: str = "",
+               xlabel: str = "dim 1", ylabel: str = "dim 2") -> Path:
+    """2-D points coloured by integer class."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    sc = ax.scatter(points[:, 0].cpu(), points[:, 1].cpu(), c=labels.cpu(), cmap="tab10", s=3, alpha=0.7)
+    fig.colorbar(sc, ax=ax, ticks=range(10), label="class")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return _save(fig, path)
+
+
+def plot_curves(records: list[dict], keys: Sequence[str], path: str | Path, x: str = "step",
+                title: str = "") -> Path:
+    """One panel per metric key, against `x`, from metrics.jsonl records."""
+    keys = [k for k in keys if any(k in r for r in records)]
+    fig, axes = plt.subplots(1, max(1, len(keys)), figsize=(4 * max(1, len(keys)), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        pts = [(r[x], r[key]) for r in records if key in r and x in r]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 50 else None)
+        ax.set(title=key, xlabel=x)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def pca_2d(z: torch.Tensor) -> torch.Tensor:
+    """Project codes (N, d) to their first two principal components (identity for d <= 2)."""
+    if z.shape[1] <= 2:
+        return torch.nn.functional.pad(z, (0, 2 - z.shape[1]))
+    centred = z - z.mean(0)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:2].T

@@ -1,0 +1,43 @@
+"""Run directories `runs/<job>__<seed>__<timestamp>/` and the metrics.jsonl writer."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from genlab.core.config import save_json, to_dict
+
+
+def make_run_dir(job: str, seed: int, root: str | Path = "runs", config=None) -> Path:
+    """Create a fresh run directory; write config.json when a config dataclass is given."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{job}__{seed}__{stamp}"
+    suffix = 1
+    while path.exists():  # two runs in the same second
+        path = Path(root) / f"{job}__{seed}__{stamp}-{suffix}"
+        suffix += 1
+    path.mkdir(parents=True)
+    if config is not None:
+        save_json(to_dict(config), path / "config.json")
+    return path.resolve()
+
+
+class MetricsWriter:
+    """Appends one flat JSON dict per report; every line carries `step`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def write(self, metrics: dict) -> None:
+        if "step" not in metrics:
+            raise ValueError("every metrics report needs a 'step' key")
+        with self.path.open("a") as f:
+            f.write(json.dumps(metrics, default=float) + "\n")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,122 @@
+"""The small interface a training loop runs against, and the local (no Ray) implementation.
+
+A loop calls only: `rank`, `world_size`, `device`, `is_main`, `run_dir`, `prepare_model`, `batches`,
+`autocast`, `checkpoint_dir`, `report`, `latest_checkpoint`. `LocalRuntime` serves tests and notebooks; the
+Ray Train runtime in `genlab.distributed.train_runtime` maps the same calls onto Ray Train and Ray Data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+from torch import nn
+
+from genlab.core.checkpoint import find_latest_checkpoint
+from genlab.core.rundir import MetricsWriter
+
+log = logging.getLogger(__name__)
+Batch = tuple[torch.Tensor, torch.Tensor]  # (images uint8 (B, 28, 28), labels int64 (B,))
+
+
+class Runtime(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+    run_dir: Path
+
+    @property
+    def is_main(self) -> bool: ...
+    def prepare_model(self, model: nn.Module) -> nn.Module: ...
+    def num_examples(self, split: str) -> int: ...
+    def batches(self, split: str, batch_size: int, epoch: int) -> Iterator[Batch]: ...
+    def autocast(self) -> contextlib.AbstractContextManager: ...
+    def checkpoint_dir(self, step: int) -> Path: ...
+    def report(self, metrics: dict, checkpoint: Path | None = None) -> None: ...
+    def latest_checkpoint(self) -> Path | None: ...
+
+
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA; full fp32 on CPU (where bf16 autocast is slower here)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def shuffled_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
+                     rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+    """Shuffle with a generator seeded per epoch (so resume replays the same order), shard by rank."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    order = order[rank::world_size]
+    for start in range(0, len(order) - batch_size + 1, batch_size):  # drop_last keeps steps/epoch fixed
+        idx = order[start:start + batch_size]
+        yield images[idx], labels[idx]
+
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class LocalRuntime:
+    """One process, in-memory data, checkpoints under `run_dir/checkpoints/step_<n>` (last `keep` kept)."""
+
+    rank = 0
+    world_size = 1
+    is_main = True
+
+    def __init__(self, run_dir: str | Path, datasets: dict[str, Batch], seed: int = 0,
+                 device: str = "cpu", keep: int = 2, resume_from: str | Path | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.datasets = datasets
+        self.seed = seed
+        self.device = torch.device(device)
+        self.keep = keep
+        self.resume_from = Path(resume_from) if resume_from else None
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl")
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return model.to(self.device)
+
+    def num_examples(self, split: str) -> int:
+        return len(self.datasets[split][0])
+
+    def batches(self, split: str, batch_size: int, epoch: int) -> Iterator[Batch]:
+        if split not in self.datasets:
+            raise KeyError(f"no dataset split {split!r}; have {sorted(self.datasets)}")
+        images, labels = self.datasets[split]
+        for x, y in shuffled_batches(images, labels, batch_size, seed=self.seed * 100_003 + epoch):
+            yield x.to(self.device), y.to(self.device)
+
+    def autocast(self):
+        return autocast_for(self.device)
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.run_dir / "checkpoints" / f"step_{step:08d}"
+
+    def report(self, metrics: dict, checkpoint: Path | None = None) -> None:
+        self.metrics.write(metrics)
+        if checkpoint is not None:
+            self._prune()
+
+    def _prune(self) -> None:
+        for old in _step_dirs(self.run_dir / "checkpoints")[:-self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest checkpoint of `resume_from` (a run dir or a checkpoint dir) or of this run dir."""
+        for root in filter(None, [self.resume_from, self.run_dir]):
+            if (found := find_latest_checkpoint(root)) is not None:
+                return found
+        return None
+
+
+def _step_dirs(root: Path) -> list[Path]:
+    if not root.exists():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
+    return sorted(dirs, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))

@@ -1,0 +1,63 @@
+"""Write a dataset once to parquet shards; read them back locally or through Ray Data.
+
+Schema: `image` (binary, 784 raw uint8 bytes), `label` (int64). The same directory can be a local path here
+or an object-store URI on a cluster (Ray Data reads both).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from genlab.data.mnist import default_root, load_dataset
+
+IMAGE_SHAPE = (28, 28)
+
+
+def shard_dir(name: str, split: str, root: str | Path | None = None) -> Path:
+    return (Path(root) if root else default_root()) / "parquet" / name / split
+
+
+def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows_per_shard: int = 10_000) -> Path:
+    """Atomically write (images, labels) as parquet shards into out_dir."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    flat = images.reshape(len(images), -1).numpy()
+    for i, start in enumerate(range(0, len(flat), rows_per_shard)):
+        chunk = flat[start:start + rows_per_shard]
+        table = pa.table({"image": pa.array([row.tobytes() for row in chunk], pa.binary()),
+                          "label": pa.array(labels[start:start + rows_per_shard].numpy(), pa.int64())})
+        pq.write_table(table, tmp / f"part-{i:05d}.parquet")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path:
+    """Shard directory for (name, split), written on first use."""
+    out = shard_dir(name, split, root)
+    if not any(out.glob("*.parquet")):
+        images, labels = load_dataset(name, split, root)
+        write_shards(images, labels, out)
+    return out
+
+
+def decode_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Columns as read by pyarrow or Ray Data (numpy) -> (uint8 (B, 28, 28), int64 (B,))."""
+    raw = b"".join(bytes(b) for b in batch["image"])
+    images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).copy()).reshape(-1, *IMAGE_SHAPE)
+    return images, torch.from_numpy(np.array(batch["label"], dtype=np.int64))
+
+
+def read_shards(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+    table = pq.read_table(str(directory))
+    return decode_batch({"image": table.column("image").to_pylist(), "label": table.column("label").to_numpy()})

@@ -1,0 +1,83 @@
+"""The main job: chapters 5.1-5.2 trained briefly on the embedded Ray, evaluated, and written up."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.autoencoders.config import smoke_config
+from genlab.core.checkpoint import find_latest_checkpoint, load_model
+from genlab.core.rundir import make_run_dir
+from genlab.distributed.jobs import run_training_job
+from genlab.distributed.trainer import RayConfig
+from genlab.eval.fld_reference import fld_of_samples, reference_classifier
+from genlab.eval.report import write_report
+
+log = logging.getLogger(__name__)
+LOOP = "genlab.autoencoders.train:train"
+
+
+@dataclass
+class Chapter1Config:
+    epochs: int = 2
+    """Epochs per model (the quality bars in benchmarks/RESULTS.md need 20-80)."""
+    seed: int = 0
+    """Seed of every run."""
+    dataset: str = "mnist"
+    """'mnist' or 'fashion_mnist' (FLD needs mnist)."""
+    ray: RayConfig = field(default_factory=RayConfig)
+    """Where and how the trainings run."""
+    smoke_test: bool = False
+    """A few batches per model: checks the whole chain in a few minutes."""
+
+
+def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
+    common = dict(epochs=cfg.epochs, seed=cfg.seed, dataset=cfg.dataset, progress=False)
+    models = {
+        "AE mlp (classic)": TrainConfig(model=ModelConfig(kind="ae", arch="mlp"), **common),
+        "AE conv (denoising)": TrainConfig(model=ModelConfig(kind="ae", arch="conv"), objective="denoising",
+                                           **common),
+        "AE mlp (sparse)": TrainConfig(model=ModelConfig(kind="ae", arch="mlp"), objective="sparse", **common),
+        "VAE conv (beta=1)": TrainConfig(model=ModelConfig(kind="vae", arch="conv"), iw_k=100, iw_images=1000,
+                                         **common),
+    }
+    return {k: smoke_config(v) for k, v in models.items()} if cfg.smoke_test else models
+
+
+def run_chapter1(cfg: Chapter1Config) -> Path:
+    """Train the chapter's models, then write report.md (metrics table + figures); returns its path."""
+    out = make_run_dir("chapter1", cfg.seed, root=cfg.ray.storage, config=cfg)
+    rows, figures = [], {}
+    for name, train_cfg in chapter1_models(cfg).items():
+        t0 = time.time()
+        run_dir, metrics = run_training_job(name.split()[0].lower(), LOOP, train_cfg, cfg.ray, cfg.dataset)
+        row = {"model": name, "train_s": time.time() - t0, "run": run_dir.name,
+               **{k.removeprefix("eval/"): v for k, v in metrics.items() if k.startswith("eval/")}}
+        if train_cfg.model.kind == "vae" and cfg.dataset == "mnist":
+            row |= _vae_fld(run_dir, n=500 if cfg.smoke_test else 5000, seed=cfg.seed)
+        rows.append(row)
+        figures[name] = sorted(Path(run_dir).glob("*.png"))
+    _, info = reference_classifier(cfg.dataset) if cfg.dataset == "mnist" else (None, {})
+    intro = (f"Each model trained {1 if cfg.smoke_test else cfg.epochs} epoch(s) on {cfg.dataset} "
+             f"({'smoke test: a few batches' if cfg.smoke_test else 'full passes'}), "
+             f"{cfg.ray.num_workers} Ray Train worker(s), data backend '{cfg.ray.data_backend}'. "
+             f"MSE/PSNR on the test set; VAE NLL on binarised test images (nats). FLD classifier test accuracy "
+             f"{info.get('test_accuracy', float('nan')):.4f}, FLD floor (train vs test) "
+             f"{info.get('fld_floor_train_vs_test', float('nan')):.3g}.")
+    columns = ["model", "mse", "psnr_db", "psnr_gain_db", "code_l1", "neg_elbo_nats", "iw_nll_nats", "iw_k",
+               "fld", "fld_ratio", "train_s", "run"]
+    return write_report(out / "report.md", "Chapters 5.1-5.2: autoencoders and VAE", intro, rows, columns, figures)
+
+
+@torch.no_grad()
+def _vae_fld(run_dir: Path, n: int, seed: int) -> dict:
+    vae = load_model(find_latest_checkpoint(run_dir))
+    samples = vae.sample(n, generator=torch.Generator().manual_seed(seed))
+    res = fld_of_samples(samples)
+    return {"fld": res["fld"], "fld_ratio": res["fld_ratio"]}

@@ -1,0 +1,95 @@
+"""The Runtime of a Ray Train worker: Ray Data (or local parquet) batches, DDP, report + checkpoints via Ray."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import ray.train
+import ray.train.torch
+import torch
+from torch import nn
+
+from genlab.core.rundir import MetricsWriter
+from genlab.core.runtime import Batch, autocast_for, shuffled_batches
+from genlab.data.shards import decode_batch, read_shards
+
+
+class RayTrainRuntime:
+    """Lives inside `train_loop_per_worker`. `data_backend='ray'` streams this worker's shard of the Ray
+    Dataset (`ray.train.get_dataset_shard`); 'local' reads the parquet shards into memory and shards by rank."""
+
+    def __init__(self, run_dir: str | Path, *, data_backend: str, shard_dirs: dict[str, str],
+                 sizes: dict[str, int], seed: int, shuffle_buffer: int = 10_000):
+        ctx = ray.train.get_context()
+        self.rank = ctx.get_world_rank()
+        self.world_size = ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self.run_dir = Path(run_dir)
+        self.data_backend = data_backend
+        self.shard_dirs = shard_dirs
+        self.sizes = sizes
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer
+        self._local: dict[str, Batch] = {}
+        self._tmp: list[Path] = []
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.is_main else None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        return ray.train.torch.prepare_model(model)  # moves to device; DDP (gloo on CPU, nccl on GPU)
+
+    def num_examples(self, split: str) -> int:
+        return self.sizes[split]
+
+    def batches(self, split: str, batch_size: int, epoch: int) -> Iterator[Batch]:
+        """Endless within an epoch: the loop takes a fixed number of steps, identical on every rank."""
+        pass_ = 0
+        while True:
+            seed = self.seed * 100_003 + epoch * 1_000 + pass_
+            for x, y in self._one_pass(split, batch_size, seed):
+                yield x.to(self.device), y.to(self.device)
+            pass_ += 1
+
+    def _one_pass(self, split: str, batch_size: int, seed: int) -> Iterator[Batch]:
+        if self.data_backend == "ray":
+            shard = ray.train.get_dataset_shard(split)
+            for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
+                                            local_shuffle_buffer_size=self.shuffle_buffer,
+                                            local_shuffle_seed=seed, prefetch_batches=4):
+                yield decode_batch(batch)
+        else:
+            if split not in self._local:
+                self._local[split] = read_shards(self.shard_dirs[split])
+            images, labels = self._local[split]
+            yield from shuffled_batches(images, labels, batch_size, seed, self.rank, self.world_size)
+
+    def autocast(self):
+        return autocast_for(self.device)
+
+    def checkpoint_dir(self, step: int) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"genlab-ckpt-{step}-")) / "checkpoint"
+        self._tmp.append(path.parent)
+        return path
+
+    def report(self, metrics: dict, checkpoint: Path | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics.write(metrics)
+        ckpt = ray.train.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None
+        ray.train.report(metrics, checkpoint=ckpt)  # every rank reports; only rank 0 passes a checkpoint
+        for tmp in self._tmp:  # Ray has copied it into the run's storage
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._tmp.clear()
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpt = ray.train.get_checkpoint()
+        if ckpt is None:
+            return None
+        path = Path(tempfile.mkdtemp(prefix="genlab-resume-"))
+        self._tmp.append(path)
+        return Path(ckpt.to_directory(str(path)))

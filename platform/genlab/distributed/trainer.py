@@ -1,0 +1,95 @@
+"""Run a family's training loop under Ray Train's TorchTrainer (or in-process with 0 workers)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from genlab.core.config import from_dict, to_dict
+from genlab.core.runtime import LocalRuntime
+from genlab.data.shards import ensure_shards, read_shards
+from genlab.distributed.env import init_ray
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RayConfig:
+    num_workers: int = 1
+    """Ray Train workers (each takes 1 CPU, or 1 GPU with use_gpu); 0 runs in this process without Ray."""
+    use_gpu: bool = False
+    """Give each worker a GPU (bf16 mixed precision there); needs CUDA on the cluster."""
+    data_backend: str = "ray"
+    """'ray': workers stream their shard of a Ray Dataset read from parquet; 'local': each worker reads the
+    parquet shards into memory."""
+    storage: str = "runs"
+    """Where run directories (metrics, figures, checkpoints) go; a shared filesystem on a multi-node cluster."""
+    resume: str = ""
+    """A run directory to continue from its latest checkpoint (same config)."""
+    max_failures: int = 0
+    """Worker-group restarts Ray Train may do after a failure, each from the latest checkpoint."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept per run (the newest)."""
+
+    def __post_init__(self):
+        if self.data_backend not in ("ray", "local"):
+            raise ValueError(f"data_backend must be 'ray' or 'local', got {self.data_backend!r}")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+
+def _resolve(path: str):
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _worker_loop(loop_config: dict) -> None:
+    """train_loop_per_worker: rebuild the config, load eval data on rank 0, run the family's loop."""
+    from genlab.distributed.train_runtime import RayTrainRuntime
+
+    cfg = from_dict(_resolve(loop_config["config_cls"]), loop_config["config"])
+    rt = RayTrainRuntime(loop_config["run_dir"], data_backend=loop_config["data_backend"],
+                         shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed)
+    test = read_shards(loop_config["shard_dirs"]["test"]) if rt.is_main else None
+    _resolve(loop_config["loop"])(cfg, rt, test)
+
+
+def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> dict:
+    """Train `config` with the loop at `loop` ('module:function'); returns the last reported metrics."""
+    shard_dirs = {split: str(ensure_shards(dataset, split)) for split in ("train", "test")}
+    config_cls = f"{type(config).__module__}:{type(config).__name__}"
+    if ray_cfg.num_workers == 0:
+        train, test = read_shards(shard_dirs["train"]), read_shards(shard_dirs["test"])
+        rt = LocalRuntime(run_dir, {"train": train}, seed=config.seed, keep=ray_cfg.keep_checkpoints,
+                          device="cuda" if ray_cfg.use_gpu else "cpu", resume_from=ray_cfg.resume or None)
+        return _resolve(loop)(config, rt, test)
+
+    ray = init_ray()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    sizes = {split: _count_rows(d) for split, d in shard_dirs.items()}
+    datasets = ({"train": ray.data.read_parquet(shard_dirs["train"])} if ray_cfg.data_backend == "ray" else None)
+    trainer = TorchTrainer(
+        train_loop_per_worker=_worker_loop,
+        train_loop_config={"loop": loop, "config_cls": config_cls, "config": to_dict(config),
+                           "run_dir": str(run_dir), "data_backend": ray_cfg.data_backend,
+                           "shard_dirs": shard_dirs, "sizes": sizes},
+        scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu),
+        run_config=RunConfig(name=run_dir.name, storage_path=str(run_dir.parent.resolve()),
+                             checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.keep_checkpoints),
+                             failure_config=FailureConfig(max_failures=ray_cfg.max_failures)),
+        datasets=datasets,
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    return dict(result.metrics or {})
+
+
+def _count_rows(directory: str) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in Path(directory).glob("*.parquet"))

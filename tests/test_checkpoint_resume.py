@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import torch
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.autoencoders.train import train
+from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_train_state, save_checkpoint
+from genlab.core.config import to_dict
+from genlab.core.rundir import read_metrics
+from genlab.core.runtime import LocalRuntime
+
+
+def tiny(kind="vae", epochs=2, **kw):
+    return TrainConfig(model=ModelConfig(kind=kind, arch="mlp", hidden=(32,), latent_dim=4), epochs=epochs,
+                       batch_size=32, eval_images=64, figures=False, progress=False, **kw)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    cfg = tiny()
+    from genlab.autoencoders import build_model
+
+    model = build_model(cfg.model)
+    path = save_checkpoint(tmp_path / "ckpt", family="autoencoders", config=to_dict(cfg), model=model,
+                           train_state={"step": 7, "rng": torch.get_rng_state()})
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "train_state.pt"]
+    assert json.loads((path / "config.json").read_text())["family"] == "autoencoders"
+    loaded = load_model(path)
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(loaded.decode(loaded.encode(x)[0]), model.eval().decode(model.encode(x)[0]))
+    assert load_train_state(path)["step"] == 7
+    # overwrite is atomic: no temp or .old directories left behind
+    save_checkpoint(path, family="autoencoders", config=to_dict(cfg), model=model)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+def test_load_model_rejects_non_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a genlab checkpoint"):
+        load_model(tmp_path)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterFirstCheckpoint(LocalRuntime):
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        if checkpoint is not None:
+            raise Crash("simulated failure after the first checkpoint")
+
+
+@pytest.mark.parametrize("kind,objective", [("vae", "classic"), ("ae", "denoising")])
+def test_resume_equals_uninterrupted_run(tmp_path, tiny_mnist, kind, objective):
+    data = {"train": tiny_mnist}
+    straight = LocalRuntime(tmp_path / "straight", data, seed=3)
+    train(tiny(kind, epochs=2, objective=objective, seed=3), straight, tiny_mnist)
+
+    first = CrashAfterFirstCheckpoint(tmp_path / "interrupted", data, seed=3)
+    with pytest.raises(Crash):
+        train(tiny(kind, epochs=2, objective=objective, seed=3), first, tiny_mnist)
+    # a new process would start here: same run dir and config, resumes from the latest checkpoint
+    torch.manual_seed(12345)  # whatever the global RNG holds now must not matter
+    resumed = LocalRuntime(tmp_path / "interrupted", data, seed=3)
+    train(tiny(kind, epochs=2, objective=objective, seed=3), resumed, tiny_mnist)
+
+    a = load_model(find_latest_checkpoint(tmp_path / "straight"))
+    b = load_model(find_latest_checkpoint(tmp_path / "interrupted"))
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(pa, pb), name
+    last = [r for r in read_metrics(tmp_path / "interrupted" / "metrics.jsonl") if "epoch" in r][-1]
+    assert last["epoch"] == 2 and last["step"] == 2 * (256 // 32)
+
+
+def test_training_reduces_loss_and_writes_figures(tmp_path, tiny_mnist):
+    cfg = tiny("vae", epochs=3, iw_k=5, iw_images=32)
+    cfg.figures = True
+    rt = LocalRuntime(tmp_path, {"train": tiny_mnist}, seed=0)
+    metrics = train(cfg, rt, tiny_mnist)
+    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
+    assert records[-1]["train/loss"] < records[0]["train/loss"]
+    assert {"eval/iw_nll_nats", "eval/neg_elbo_nats"} <= set(metrics)
+    names = {p.name for p in tmp_path.glob("*.png")}
+    assert {"reconstructions.png", "latent_map.png", "prior_samples.png", "interpolation.png", "curves.png"} <= names
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2  # keeps the newest two

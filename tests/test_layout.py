@@ -1,0 +1,24 @@
+"""The source root must not shadow the standard library, and the families must not import ray."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_platform_dir_has_no_init():
+    assert not (ROOT / "platform" / "__init__.py").exists()
+
+
+def test_stdlib_platform_reachable_from_repo_root():
+    code = "import platform, sys; print(platform.system()); assert 'genlab' not in platform.__file__"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() in {"Linux", "Darwin", "Windows"}
+
+
+def test_families_do_not_import_ray():
+    code = ("import sys; import genlab.autoencoders, genlab.autoencoders.train, genlab.autoencoders.figures, "
+            "genlab.eval.fld, genlab.eval.fld_reference, genlab.eval.likelihood, genlab.data, genlab.core.runtime; "
+            "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
