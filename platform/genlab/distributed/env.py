@@ -33,8 +33,12 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
     if ray.is_initialized():
         return ray
     if os.environ.get("RAY_ADDRESS"):
+        import genlab
+
+        # Ship the genlab package to every worker of the cluster (the job's working_dir does not put the
+        # `platform/` source root on their sys.path).
         log.info("connecting to the Ray cluster at %s", os.environ["RAY_ADDRESS"])
-        ray.init(log_to_driver=True)
+        ray.init(runtime_env={"py_modules": [genlab]}, log_to_driver=True)
     else:
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
                  include_dashboard=dashboard, log_to_driver=True)

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 class RayConfig:
     num_workers: int = 1
     """Ray Train workers (each takes 1 CPU, or 1 GPU with use_gpu); 0 runs in this process without Ray."""
+    cpus_per_worker: int = 0
+    """CPUs (and torch threads) per worker; 0 = the cluster's CPUs split evenly across the workers."""
     use_gpu: bool = False
     """Give each worker a GPU (bf16 mixed precision there); needs CUDA on the cluster."""
     data_backend: str = "ray"
@@ -73,13 +75,19 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> d
     from ray.train.torch import TorchTrainer
 
     sizes = {split: _count_rows(d) for split, d in shard_dirs.items()}
-    datasets = ({"train": ray.data.read_parquet(shard_dirs["train"])} if ray_cfg.data_backend == "ray" else None)
+    datasets = None
+    if ray_cfg.data_backend == "ray":
+        # Read once, before the workers take their CPUs: on a small machine the workers hold every CPU, and
+        # streaming read tasks scheduled during training would wait forever. The blocks then sit in the object
+        # store and each worker streams its shard of them.
+        datasets = {"train": ray.data.read_parquet(shard_dirs["train"]).materialize()}
     trainer = TorchTrainer(
         train_loop_per_worker=_worker_loop,
         train_loop_config={"loop": loop, "config_cls": config_cls, "config": to_dict(config),
                            "run_dir": str(run_dir), "data_backend": ray_cfg.data_backend,
                            "shard_dirs": shard_dirs, "sizes": sizes},
-        scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu),
+        scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
+                                     resources_per_worker={"CPU": _cpus_per_worker(ray, ray_cfg)}),
         run_config=RunConfig(name=run_dir.name, storage_path=str(run_dir.parent.resolve()),
                              checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.keep_checkpoints),
                              failure_config=FailureConfig(max_failures=ray_cfg.max_failures)),
@@ -89,6 +97,15 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> d
     if result.error:
         raise result.error
     return dict(result.metrics or {})
+
+
+def _cpus_per_worker(ray, ray_cfg: RayConfig) -> int:
+    """Ray sets OMP_NUM_THREADS to a worker's CPU count, so this is also its torch thread count."""
+    if ray_cfg.cpus_per_worker:
+        return ray_cfg.cpus_per_worker
+    per_node = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=1)
+    total = ray.cluster_resources().get("CPU", 1)
+    return max(1, int(min(total // ray_cfg.num_workers, per_node)))
 
 
 def _count_rows(directory: str) -> int:

@@ -1,0 +1,43 @@
+"""Learning regressions (marker `slow`, minutes each): run by `bash scripts/test.sh -m slow` and the benchmarks,
+not by CI. Each fails when training stops reaching a bar it reached when it was written."""
+
+import pytest
+import torch
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.autoencoders.train import train
+from genlab.core.runtime import LocalRuntime
+from genlab.data import load_dataset
+from genlab.eval.fld import train_classifier
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_dataset("mnist", "train"), load_dataset("mnist", "test")
+
+
+def test_mlp_autoencoder_three_epochs(mnist, tmp_path):
+    cfg = TrainConfig(model=ModelConfig(kind="ae", arch="mlp"), epochs=3, figures=False, progress=False)
+    metrics = train(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
+    assert metrics["eval/mse"] <= 0.016
+
+
+def test_denoising_gain_two_epochs(mnist, tmp_path):
+    cfg = TrainConfig(model=ModelConfig(kind="ae", arch="conv"), objective="denoising", epochs=2, figures=False,
+                      progress=False)
+    metrics = train(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
+    assert metrics["eval/psnr_gain_db"] >= 6.0
+
+
+def test_conv_vae_three_epochs(mnist, tmp_path):
+    cfg = TrainConfig(model=ModelConfig(kind="vae", arch="conv"), epochs=3, figures=False, progress=False)
+    metrics = train(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
+    assert metrics["eval/neg_elbo_nats"] <= 106.0
+
+
+def test_fld_classifier_reaches_99_percent(mnist):
+    torch.manual_seed(0)
+    _, accuracy = train_classifier(*mnist, epochs=3)
+    assert accuracy >= 0.99
