@@ -57,8 +57,8 @@ def _free_port() -> int:
 
 def test_ray_job_submit_to_local_head(tmp_path):
     ray_bin = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    env.pop("RAY_ADDRESS")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
     port, dash = _free_port(), _free_port()
     temp_dir = Path("/tmp") / f"ray-genlab-{os.getpid()}"  # short: Ray's socket paths have a length limit
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", f"--dashboard-port={dash}",

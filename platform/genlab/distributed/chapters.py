@@ -60,10 +60,10 @@ def run_chapter1(cfg: Chapter1Config) -> Path:
         row = {"model": name, "train_s": time.time() - t0, "run": run_dir.name,
                **{k.removeprefix("eval/"): v for k, v in metrics.items() if k.startswith("eval/")}}
         if train_cfg.model.kind == "vae" and cfg.dataset == "mnist":
-            row |= _vae_fld(run_dir, n=500 if cfg.smoke_test else 5000, seed=cfg.seed)
+            row |= _vae_fld(run_dir, n=500 if cfg.smoke_test else 5000, seed=cfg.seed, quick=cfg.smoke_test)
         rows.append(row)
         figures[name] = sorted(Path(run_dir).glob("*.png"))
-    _, info = reference_classifier(cfg.dataset) if cfg.dataset == "mnist" else (None, {})
+    _, info = reference_classifier(cfg.dataset, quick=cfg.smoke_test) if cfg.dataset == "mnist" else (None, {})
     intro = (f"Each model trained {1 if cfg.smoke_test else cfg.epochs} epoch(s) on {cfg.dataset} "
              f"({'smoke test: a few batches' if cfg.smoke_test else 'full passes'}), "
              f"{cfg.ray.num_workers} Ray Train worker(s), data backend '{cfg.ray.data_backend}'. "
@@ -76,8 +76,8 @@ def run_chapter1(cfg: Chapter1Config) -> Path:
 
 
 @torch.no_grad()
-def _vae_fld(run_dir: Path, n: int, seed: int) -> dict:
+def _vae_fld(run_dir: Path, n: int, seed: int, quick: bool) -> dict:
     vae = load_model(find_latest_checkpoint(run_dir))
     samples = vae.sample(n, generator=torch.Generator().manual_seed(seed))
-    res = fld_of_samples(samples)
+    res = fld_of_samples(samples, quick=quick)
     return {"fld": res["fld"], "fld_ratio": res["fld_ratio"]}

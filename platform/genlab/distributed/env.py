@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 RAY_ENV_DEFAULTS = {
     "RAY_USAGE_STATS_ENABLED": "0",           # no usage report to an outside host
@@ -38,7 +39,7 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
         # Ship the genlab package to every worker of the cluster (the job's working_dir does not put the
         # `platform/` source root on their sys.path).
         log.info("connecting to the Ray cluster at %s", os.environ["RAY_ADDRESS"])
-        ray.init(runtime_env={"py_modules": [genlab]}, log_to_driver=True)
+        ray.init(runtime_env={"py_modules": [str(Path(genlab.__file__).parent)]}, log_to_driver=True)
     else:
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
                  include_dashboard=dashboard, log_to_driver=True)

@@ -16,15 +16,16 @@ log = logging.getLogger(__name__)
 MIN_ACCURACY = 0.99
 
 
-def reference_dir(dataset: str = "mnist", root: str | Path | None = None) -> Path:
-    return (Path(root) if root else default_root()) / "fld" / f"lenet-{dataset}"
+def reference_dir(dataset: str = "mnist", root: str | Path | None = None, quick: bool = False) -> Path:
+    return (Path(root) if root else default_root()) / "fld" / f"lenet-{dataset}{'-quick' if quick else ''}"
 
 
 def train_reference_classifier(train, test, out_dir: Path | None = None, epochs: int = 4, seed: int = 0,
-                               progress: bool = True) -> dict:
+                               progress: bool = True, max_steps: int | None = None) -> dict:
     """Train the classifier, measure its test accuracy and the FLD floor (10k train images vs the test set)."""
     cfg = ClassifierConfig()
-    model, accuracy = train_classifier(train, test, cfg, epochs=epochs, seed=seed, progress=progress)
+    model, accuracy = train_classifier(train, test, cfg, epochs=epochs, seed=seed, progress=progress,
+                                       max_steps=max_steps)
     floor = frechet_distance(model, test[0], train[0][:len(test[0])])
     info = {"test_accuracy": accuracy, "fld_floor_train_vs_test": floor, "epochs": epochs, "seed": seed,
             "n_floor": len(test[0])}
@@ -36,19 +37,25 @@ def train_reference_classifier(train, test, out_dir: Path | None = None, epochs:
     return info
 
 
-def reference_classifier(dataset: str = "mnist", root: str | Path | None = None) -> tuple[LeNet, dict]:
-    """(classifier, info) from the cache, training it first (about a minute here) when missing."""
-    out = reference_dir(dataset, root)
+def reference_classifier(dataset: str = "mnist", root: str | Path | None = None,
+                         quick: bool = False) -> tuple[LeNet, dict]:
+    """(classifier, info) from the cache, training it first (about 2 minutes here) when missing.
+
+    quick=True: a 200-step classifier (~98% accuracy) for smoke runs, cached apart from the reference one.
+    """
+    out = reference_dir(dataset, root, quick)
     if not (out / "info.json").exists():
-        log.info("training the FLD reference classifier for %s into %s", dataset, out)
-        train_reference_classifier(load_dataset(dataset, "train", root), load_dataset(dataset, "test", root), out)
+        log.info("training the FLD %s classifier for %s into %s", "quick" if quick else "reference", dataset, out)
+        train_reference_classifier(load_dataset(dataset, "train", root), load_dataset(dataset, "test", root), out,
+                                   epochs=1 if quick else 4, max_steps=200 if quick else None, progress=False)
     return load_model(out), load_json(out / "info.json")
 
 
 @torch.no_grad()
-def fld_of_samples(samples: torch.Tensor, dataset: str = "mnist", root: str | Path | None = None) -> dict:
+def fld_of_samples(samples: torch.Tensor, dataset: str = "mnist", root: str | Path | None = None,
+                   quick: bool = False) -> dict:
     """FLD of generated samples against the test set, with the floor and their ratio."""
-    classifier, info = reference_classifier(dataset, root)
+    classifier, info = reference_classifier(dataset, root, quick)
     test = load_dataset(dataset, "test", root)[0]
     fld = frechet_distance(classifier, test, samples)
     return {"fld": fld, "fld_floor": info["fld_floor_train_vs_test"],
