@@ -73,7 +73,7 @@ def main(argv=None) -> int:
             if args.epochs:
                 cfg.epochs = args.epochs
             result = run_preset(name, cfg, train_set, test_set)
-        result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": " ".join(sys.argv)}
+        result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": "python " + " ".join(sys.argv)}
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
         print(json.dumps({"name": name, **{k: v for k, v in result["metrics"].items() if "/" not in k or
                                            k.startswith("eval/")}}, default=float))

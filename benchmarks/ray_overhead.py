@@ -62,7 +62,7 @@ def main(argv=None) -> int:
         r["loop_ratio"] = r["loop_s"] / base["loop_s"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ray_overhead.json").write_text(json.dumps(
-        {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), "epochs": args.epochs,
+        {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "epochs": args.epochs,
          "steps_per_setting": base["steps"], "rows": rows}, indent=2) + "\n")
     for r in rows:
         print(f"{r['setting']:32s} wall {r['wall_s']:7.1f}s ({r['wall_ratio']:.3f}x)  loop {r['loop_s']:7.1f}s "

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.core.checkpoint import find_latest_checkpoint, load_model
+from genlab.core.rundir import read_metrics
 from genlab.data import load_dataset
 from genlab.eval.likelihood import binarize, iwae_log_likelihood
 
@@ -43,7 +44,11 @@ def main(argv=None) -> int:
                      for s in tqdm(range(0, len(x), args.batch_size), desc=f"IW-NLL k={args.k}")])
     result = {"checkpoint": str(ckpt), "k": args.k, "n_images": len(x), "iw_nll_nats": float(nll.mean()),
               "std_error": float(nll.std() / math.sqrt(len(nll))), "wall_s": time.time() - t0,
-              "date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv)}
+              "date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv)}
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
+    epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/neg_elbo_nats" in r]
+    if epochs:  # the training run's own last-epoch numbers, for the record
+        result |= {"train_epochs": epochs[-1]["epoch"], "neg_elbo_nats_full_test": epochs[-1]["eval/neg_elbo_nats"]}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "vae_nll.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -19,8 +19,8 @@ LOOP = "genlab.autoencoders.train:train"
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def local_ray():
+@pytest.fixture
+def local_ray():  # function scope: shut down before the `ray start` test (whose `ray stop` ends every Ray here)
     from genlab.distributed.env import init_ray
 
     ray = init_ray(num_cpus=2, object_store_memory=256 * 2**20)

@@ -49,8 +49,8 @@ def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor]
     while epoch < cfg.epochs:
         model.train()
         sums, n, wait, t0 = {}, 0, 0.0, time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and rt.is_main),
-                   leave=False)
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=not (cfg.progress and rt.is_main))
         batches = iter(rt.batches("train", per_worker_batch, epoch))
         for _ in range(steps_per_epoch):
             tw = time.perf_counter()

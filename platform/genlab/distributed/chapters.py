@@ -75,7 +75,6 @@ def run_chapter1(cfg: Chapter1Config) -> Path:
     return write_report(out / "report.md", "Chapters 5.1-5.2: autoencoders and VAE", intro, rows, columns, figures)
 
 
-@torch.no_grad()
 def _vae_fld(run_dir: Path, n: int, seed: int, quick: bool) -> dict:
     vae = load_model(find_latest_checkpoint(run_dir))
     samples = vae.sample(n, generator=torch.Generator().manual_seed(seed))

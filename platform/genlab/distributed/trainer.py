@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from genlab.core.config import from_dict, to_dict
+from genlab.core.rundir import read_metrics
 from genlab.core.runtime import LocalRuntime
 from genlab.data.shards import ensure_shards, read_shards
 from genlab.distributed.env import init_ray
@@ -96,7 +97,15 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> d
     result = trainer.fit()
     if result.error:
         raise result.error
-    return dict(result.metrics or {})
+    return final_metrics(run_dir)
+
+
+def final_metrics(run_dir: Path) -> dict:
+    """Every key's latest value in the run's metrics.jsonl (the loop's final evaluation comes as its own report)."""
+    merged: dict = {}
+    for record in read_metrics(Path(run_dir) / "metrics.jsonl"):
+        merged |= record
+    return merged
 
 
 def _cpus_per_worker(ray, ray_cfg: RayConfig) -> int:

@@ -51,7 +51,6 @@ def reference_classifier(dataset: str = "mnist", root: str | Path | None = None,
     return load_model(out), load_json(out / "info.json")
 
 
-@torch.no_grad()
 def fld_of_samples(samples: torch.Tensor, dataset: str = "mnist", root: str | Path | None = None,
                    quick: bool = False) -> dict:
     """FLD of generated samples against the test set, with the floor and their ratio."""
