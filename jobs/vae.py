@@ -34,7 +34,7 @@ def main(args: Args) -> None:
     cfg = smoke_config(args.train) if args.smoke_test else args.train
     ray_cfg = dataclasses.replace(args.ray, use_gpu=False) if args.smoke_test else args.ray
     setup_logging()
-    run_dir, metrics = run_training_job(f"vae-{cfg.model.arch}-beta{cfg.beta:g}", "genlab.autoencoders.train:train",
+    run_dir, metrics = run_training_job(cfg.run_name(), "genlab.autoencoders.train:train",
                                         cfg, ray_cfg, cfg.dataset)
     print(summary(run_dir, metrics))
 

@@ -72,7 +72,7 @@ def test_ray_job_submit_to_local_head(tmp_path):
             env=env, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         assert "succeeded" in out.stdout and "run directory:" in out.stdout
-        run_dirs = list(tmp_path.glob("ae-classic-mlp__0__*"))
+        run_dirs = list(tmp_path.glob("ae-mlp-classic__0__*"))
         assert len(run_dirs) == 1 and (run_dirs[0] / "reconstructions.png").exists()
         assert find_latest_checkpoint(run_dirs[0]) is not None
     finally:

@@ -49,6 +49,11 @@ class TrainConfig:
     progress: bool = True
     """tqdm progress bars (rank 0 only)."""
 
+    def run_name(self) -> str:
+        """e.g. 'ae-conv-denoising' or 'vae-conv-beta4': the job part of the run directory's name."""
+        variant = self.objective if self.model.kind == "ae" else f"beta{self.beta:g}"
+        return f"{self.model.kind}-{self.model.arch}-{variant}"
+
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")

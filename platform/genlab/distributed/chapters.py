@@ -56,7 +56,7 @@ def run_chapter1(cfg: Chapter1Config) -> Path:
     rows, figures = [], {}
     for name, train_cfg in chapter1_models(cfg).items():
         t0 = time.time()
-        run_dir, metrics = run_training_job(name.split()[0].lower(), LOOP, train_cfg, cfg.ray, cfg.dataset)
+        run_dir, metrics = run_training_job(train_cfg.run_name(), LOOP, train_cfg, cfg.ray, cfg.dataset)
         row = {"model": name, "train_s": time.time() - t0, "run": run_dir.name,
                **{k.removeprefix("eval/"): v for k, v in metrics.items() if k.startswith("eval/")}}
         if train_cfg.model.kind == "vae" and cfg.dataset == "mnist":

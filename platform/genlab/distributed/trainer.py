@@ -62,14 +62,15 @@ def _worker_loop(loop_config: dict) -> None:
 
 
 def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> dict:
-    """Train `config` with the loop at `loop` ('module:function'); returns the last reported metrics."""
+    """Train `config` with the loop at `loop` ('module:function'); returns the final metrics of the run."""
     shard_dirs = {split: str(ensure_shards(dataset, split)) for split in ("train", "test")}
     config_cls = f"{type(config).__module__}:{type(config).__name__}"
     if ray_cfg.num_workers == 0:
         train, test = read_shards(shard_dirs["train"]), read_shards(shard_dirs["test"])
         rt = LocalRuntime(run_dir, {"train": train}, seed=config.seed, keep=ray_cfg.keep_checkpoints,
                           device="cuda" if ray_cfg.use_gpu else "cpu", resume_from=ray_cfg.resume or None)
-        return _resolve(loop)(config, rt, test)
+        _resolve(loop)(config, rt, test)
+        return final_metrics(run_dir)
 
     ray = init_ray()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
