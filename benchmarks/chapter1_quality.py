@@ -40,7 +40,8 @@ PRESETS = {
 
 
 def machine() -> str:
-    return f"{std_platform.processor() or std_platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    cpu = std_platform.processor() or std_platform.machine()
+    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def run_preset(name: str, cfg: TrainConfig, train_set, test_set) -> dict:

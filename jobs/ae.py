@@ -6,14 +6,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import tyro
 
 from genlab.autoencoders import ModelConfig, TrainConfig
-from genlab.autoencoders.config import smoke_config
-from genlab.distributed.jobs import run_training_job, setup_logging, summary
+from genlab.distributed.jobs import autoencoder_job
 from genlab.distributed.trainer import RayConfig
 
 
@@ -28,14 +26,7 @@ class Args:
 
 
 def main(args: Args) -> None:
-    if args.train.model.kind != "ae":
-        raise SystemExit("jobs/ae.py trains autoencoders (--train.model.kind ae); use jobs/vae.py for VAEs")
-    cfg = smoke_config(args.train) if args.smoke_test else args.train
-    ray_cfg = dataclasses.replace(args.ray, use_gpu=False) if args.smoke_test else args.ray
-    setup_logging()
-    run_dir, metrics = run_training_job(cfg.run_name(), "genlab.autoencoders.train:train",
-                                        cfg, ray_cfg, cfg.dataset)
-    print(summary(run_dir, metrics))
+    autoencoder_job("ae", args.train, args.ray, args.smoke_test)
 
 
 if __name__ == "__main__":

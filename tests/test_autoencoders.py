@@ -54,7 +54,8 @@ def test_bce_sum_matches_hand_computation():
     hand = -math.log(0.5) - math.log(1 - p.item())
     assert bce_sum(logits, target).item() == pytest.approx(hand, rel=1e-6)
     # the seed's form: sigmoid then BCE(sum)
-    assert F.binary_cross_entropy(torch.sigmoid(logits), target, reduction="sum").item() == pytest.approx(hand, rel=1e-5)
+    seed_form = F.binary_cross_entropy(torch.sigmoid(logits), target, reduction="sum")
+    assert seed_form.item() == pytest.approx(hand, rel=1e-5)
 
 
 def test_vae_loss_is_bce_plus_beta_kl():
@@ -91,7 +92,8 @@ def test_noise_is_clamped_and_has_the_right_scale():
 
 
 def test_sparse_penalty():
-    logits, target, z = torch.zeros(2, 1, 28, 28), torch.full((2, 1, 28, 28), 0.5), torch.tensor([[1.0, -2.0], [0.0, 3.0]])
+    logits, target = torch.zeros(2, 1, 28, 28), torch.full((2, 1, 28, 28), 0.5)
+    z = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
     out = ae_loss(logits, target, z, sparsity_weight=0.1)
     assert out["mse"].item() == pytest.approx(0.0)
     assert out["l1"].item() == pytest.approx(3.0)

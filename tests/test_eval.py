@@ -22,7 +22,8 @@ def test_reconstruction_metrics_identity_and_denoising_gain(tiny_mnist):
     perfect = reconstruction_metrics(lambda x: x, images)
     assert perfect["mse"] == pytest.approx(0.0, abs=1e-10)
     gen = torch.Generator().manual_seed(0)
-    noisy = reconstruction_metrics(lambda x: x, images, corrupt=lambda x: (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1))
+    noisy = reconstruction_metrics(lambda x: x, images,
+                                   corrupt=lambda x: (x + 0.3 * torch.randn(x.shape, generator=gen)).clamp(0, 1))
     assert noisy["psnr_gain_db"] == pytest.approx(0.0, abs=1e-6)  # identity "denoiser" gains nothing
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -42,3 +43,19 @@ def summary(run_dir: Path, metrics: dict) -> str:
     if figures:
         lines.append(f"  figures: {', '.join(figures)}")
     return "\n".join(lines)
+
+
+def autoencoder_job(kind: str, train, ray_cfg: RayConfig, smoke_test: bool) -> None:
+    """Body of jobs/ae.py and jobs/vae.py: check the kind, apply --smoke-test, train, print the summary."""
+    from genlab.autoencoders.config import smoke_config
+
+    if train.model.kind != kind:
+        other = "jobs/vae.py" if kind == "ae" else "jobs/ae.py"
+        raise SystemExit(f"this job trains --train.model.kind {kind}; use {other} for "
+                         f"{'VAEs' if kind == 'ae' else 'autoencoders'}")
+    cfg = smoke_config(train) if smoke_test else train
+    ray_cfg = dataclasses.replace(ray_cfg, use_gpu=False) if smoke_test else ray_cfg
+    setup_logging()
+    run_dir, metrics = run_training_job(cfg.run_name(), "genlab.autoencoders.train:train", cfg, ray_cfg,
+                                        cfg.dataset)
+    print(summary(run_dir, metrics))

@@ -9,7 +9,6 @@ from typing import Iterator
 
 import ray.train
 import ray.train.torch
-import torch
 from torch import nn
 
 from genlab.core.rundir import MetricsWriter
