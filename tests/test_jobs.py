@@ -49,3 +49,14 @@ def test_bad_input_is_a_clear_error():
     out = subprocess.run([sys.executable, "jobs/ae.py", "--train.objective", "fancy"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode != 0 and "objective must be one of" in out.stderr
+
+
+def test_resume_flag_continues_a_run_and_refuses_a_different_config(tmp_path):
+    flags = ["--smoke-test", "--ray.num-workers", "0", "--ray.storage", str(tmp_path)]
+    run_job("jobs/ae.py", *flags)
+    run_dir = next(tmp_path.glob("ae-mlp-classic__0__*"))
+    stdout = run_job("jobs/ae.py", *flags, "--ray.resume", str(run_dir))
+    assert str(run_dir) in stdout and len(list(tmp_path.iterdir())) == 1  # no second run directory
+    out = subprocess.run([sys.executable, "jobs/ae.py", *flags, "--ray.resume", str(run_dir), "--train.lr", "0.1"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and "differs from this command's config" in out.stderr
