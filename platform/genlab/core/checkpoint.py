@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -108,8 +109,17 @@ def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
     run_dir = Path(run_dir)
     if (run_dir / "config.json").exists() and (run_dir / "model.safetensors").exists():
         return run_dir  # already a checkpoint directory
-    local = [p for p in (run_dir / "checkpoints").glob("step_*") if (p / "model.safetensors").exists()]
+    local = [p for p in step_checkpoints(run_dir / "checkpoints") if (p / "model.safetensors").exists()]
     if local:
-        return max(local, key=lambda p: int(p.name.split("_")[1]))
+        return local[-1]
     ray_ckpts = [p for p in run_dir.glob("checkpoint_*") if (p / "model.safetensors").exists()]
     return max(ray_ckpts, key=lambda p: p.name) if ray_ckpts else None
+
+
+def step_checkpoints(root: str | Path) -> list[Path]:
+    """The `step_<n>` checkpoint directories under root, oldest first."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"step_\d+", p.name)]
+    return sorted(dirs, key=lambda p: int(p.name.split("_")[1]))

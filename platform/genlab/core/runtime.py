@@ -8,8 +8,6 @@ Ray Train runtime in `genlab.distributed.train_runtime` maps the same calls onto
 from __future__ import annotations
 
 import contextlib
-import logging
-import re
 import shutil
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -17,10 +15,9 @@ from typing import Iterator, Protocol
 import torch
 from torch import nn
 
-from genlab.core.checkpoint import find_latest_checkpoint
+from genlab.core.checkpoint import find_latest_checkpoint, step_checkpoints
 from genlab.core.rundir import MetricsWriter
 
-log = logging.getLogger(__name__)
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images uint8 (B, 28, 28), labels int64 (B,))
 
 
@@ -56,9 +53,6 @@ def shuffled_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int
     for start in range(0, len(order) - batch_size + 1, batch_size):  # drop_last keeps steps/epoch fixed
         idx = order[start:start + batch_size]
         yield images[idx], labels[idx]
-
-
-_STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 class LocalRuntime:
@@ -104,7 +98,7 @@ class LocalRuntime:
             self._prune()
 
     def _prune(self) -> None:
-        for old in _step_dirs(self.run_dir / "checkpoints")[:-self.keep]:
+        for old in step_checkpoints(self.run_dir / "checkpoints")[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
 
     def latest_checkpoint(self) -> Path | None:
@@ -114,9 +108,3 @@ class LocalRuntime:
                 return found
         return None
 
-
-def _step_dirs(root: Path) -> list[Path]:
-    if not root.exists():
-        return []
-    dirs = [p for p in root.iterdir() if p.is_dir() and _STEP_DIR.match(p.name)]
-    return sorted(dirs, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))
