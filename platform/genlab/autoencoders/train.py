@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import torch
@@ -12,6 +11,7 @@ from tqdm.auto import tqdm
 from genlab.autoencoders.config import TrainConfig
 from genlab.autoencoders.losses import add_gaussian_noise, ae_loss, vae_loss
 from genlab.autoencoders.models import VAE, build_model
+from genlab.core import loop
 from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint, unwrap
 from genlab.core.config import to_dict
 from genlab.core.runtime import Runtime
@@ -29,10 +29,8 @@ def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor]
     seed_everything(cfg.seed + 1000 * rt.rank)
     model = build_model(cfg.model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps_per_epoch = _steps_per_epoch(cfg, rt)
-    total_steps = steps_per_epoch * cfg.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)) if cfg.cosine_decay else 1.0)
+    steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
+    sched = loop.warmup_cosine(opt, steps_per_epoch * cfg.epochs, cosine=cfg.cosine_decay)
     epoch, step = 0, 0
     if (ckpt := rt.latest_checkpoint()) is not None:
         state = load_train_state(ckpt)
@@ -93,14 +91,6 @@ def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor]
             rt.report({"step": step, **final})
             metrics |= final
     return metrics
-
-
-def _steps_per_epoch(cfg: TrainConfig, rt: Runtime) -> int:
-    n_train = rt.num_examples("train")
-    steps = n_train // max(1, cfg.batch_size)
-    if steps < 1:
-        raise ValueError(f"batch_size {cfg.batch_size} is larger than the training set ({n_train} images)")
-    return min(steps, cfg.max_steps_per_epoch) if cfg.max_steps_per_epoch else steps
 
 
 def _loss(cfg: TrainConfig, model, x: torch.Tensor) -> dict[str, torch.Tensor]:

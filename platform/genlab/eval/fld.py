@@ -99,7 +99,7 @@ def predict(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000) -> 
 def class_entropy(labels: torch.Tensor, num_classes: int = 10) -> float:
     """Entropy (nats) of the predicted-class histogram; ln(10) = 2.303 means perfect coverage."""
     p = torch.bincount(labels, minlength=num_classes).double() / len(labels)
-    return float(-(p[p > 0] * p[p > 0].log()).sum())
+    return abs(float(-(p[p > 0] * p[p > 0].log()).sum()))  # abs: no '-0.0' for one class
 
 
 def train_classifier(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],

@@ -1,0 +1,174 @@
+"""A small DDPM U-Net (Ho et al. 2020): residual blocks with GroupNorm, a sinusoidal time embedding added in
+every block, self-attention at low resolution, skip connections, and an optional class embedding with a
+'null' class for classifier-free guidance. Sizes come from UNetConfig; any input size works (odd sizes too:
+the up path resizes to each skip's shape)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class UNetConfig:
+    channels: int = 32
+    """Width of the first level; level i has channels * channel_mults[i]."""
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    """One entry per resolution level (28 -> 14 -> 7 for three levels)."""
+    num_res_blocks: int = 1
+    """Residual blocks per level on the down path (the up path has one more, as in DDPM)."""
+    attention_levels: tuple[int, ...] = (-1,)
+    """Levels (0 = full resolution, -1 = the lowest) whose blocks are followed by self-attention; the middle
+    always has one."""
+    attention_heads: int = 4
+    """Heads of each self-attention layer."""
+    dropout: float = 0.0
+    """Dropout inside residual blocks."""
+    groups: int = 8
+    """GroupNorm groups (reduced to a divisor of the channel count where needed)."""
+    num_classes: int = 0
+    """0 = unconditional; > 0 adds a class embedding with an extra 'null' class (index num_classes)."""
+    in_channels: int = 1
+    """Image channels."""
+
+    def __post_init__(self):
+        if self.channels < 1 or not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"channels and channel_mults must be positive, got {self.channels}, "
+                             f"{self.channel_mults}")
+        n = len(self.channel_mults)
+        bad = [lvl for lvl in self.attention_levels if not -n <= lvl < n]
+        if bad:
+            raise ValueError(f"attention_levels {bad} out of range for {len(self.channel_mults)} levels")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Transformer-style sinusoidal embedding of (B,) timesteps -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    return F.pad(emb, (0, dim % 2))
+
+
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(channels, groups), channels)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = _norm(c_in, groups)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = _norm(c_out, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity: stabler early training
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention over {channels} channels cannot be split into {heads} heads")
+        self.heads = heads
+        self.norm = _norm(channels, groups)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
+        out = F.scaled_dot_product_attention(q, k, v)  # (b, heads, hw, c/heads)
+        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t[, y]): (B, C, H, W), (B,) int timesteps, optional (B,) labels -> (B, C, H, W)."""
+
+    def __init__(self, cfg: UNetConfig = UNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        ch, groups = cfg.channels, cfg.groups
+        emb_dim = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.stem = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+
+        self.down = nn.ModuleList()
+        skips, c = [ch], ch
+        for level, mult in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(self._block(c, ch * mult, level, emb_dim))
+                c = ch * mult
+                skips.append(c)
+            if level < len(cfg.channel_mults) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, groups, cfg.dropout),
+                                  AttentionBlock(c, cfg.attention_heads, groups),
+                                  ResBlock(c, c, emb_dim, groups, cfg.dropout)])
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(self._block(c + skips.pop(), ch * mult, level, emb_dim))
+                c = ch * mult
+            if level > 0:
+                self.up.append(nn.Conv2d(c, c, 3, padding=1))  # after a nearest-neighbour resize
+        self.out = nn.Sequential(_norm(c, groups), nn.SiLU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def _block(self, c_in: int, c_out: int, level: int, emb_dim: int) -> nn.Module:
+        res = ResBlock(c_in, c_out, emb_dim, self.cfg.groups, self.cfg.dropout)
+        if level in {lvl % len(self.cfg.channel_mults) for lvl in self.cfg.attention_levels}:
+            return nn.ModuleList([res, AttentionBlock(c_out, self.cfg.attention_heads, self.cfg.groups)])
+        return nn.ModuleList([res])
+
+    @property
+    def null_class(self) -> int:
+        return self.cfg.num_classes
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.cfg.channels))
+        if self.class_emb is not None:
+            if y is None:
+                y = torch.full((len(x),), self.null_class, device=x.device, dtype=torch.long)
+            emb = emb + self.class_emb(y)
+        elif y is not None:
+            raise ValueError("this U-Net is unconditional (num_classes=0) but labels were given")
+        h = self.stem(x)
+        hs = [h]
+        for layer in self.down:
+            h = self._run(layer, h, emb)
+            hs.append(h)
+        for layer in self.mid:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+        for layer in self.up:
+            if isinstance(layer, nn.Conv2d):  # upsample to the next skip's size, then conv
+                h = layer(F.interpolate(h, size=hs[-1].shape[-2:], mode="nearest"))
+            else:
+                h = self._run(layer, torch.cat([h, hs.pop()], dim=1), emb)
+        return self.out(h)
+
+    @staticmethod
+    def _run(layer: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        if isinstance(layer, nn.Conv2d):
+            return layer(h)
+        for sub in layer:
+            h = sub(h, emb) if isinstance(sub, ResBlock) else sub(h)
+        return h

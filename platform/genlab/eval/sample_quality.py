@@ -1,0 +1,67 @@
+"""Quality of generated samples in the FLD classifier's feature space: FLD (and its ratio to the train-vs-test
+floor), improved precision and recall (Kynkaanniemi et al. 2019), class-histogram entropy and, for
+class-conditional samples, how often the classifier agrees with the requested class."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from genlab.data.mnist import load_dataset
+from genlab.eval.fld import class_entropy, frechet_distance, predict
+from genlab.eval.fld_reference import reference_classifier
+from genlab.eval.reconstruction import to_float
+
+
+@torch.no_grad()
+def features(classifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    classifier.eval()
+    return torch.cat([classifier.features(to_float(images[s:s + batch_size])).double()
+                      for s in range(0, len(images), batch_size)])
+
+
+def _kth_nn_radius(feats: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
+    """Distance from each point to its k-th nearest neighbour in the same set (itself excluded)."""
+    radii = []
+    for s in range(0, len(feats), chunk):
+        d = torch.cdist(feats[s:s + chunk], feats)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # the 1st 'neighbour' is the point itself
+    return torch.cat(radii)
+
+
+def _coverage(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor, chunk: int = 2000) -> float:
+    """Fraction of queries inside at least one support point's k-NN ball."""
+    inside = []
+    for s in range(0, len(queries), chunk):
+        d = torch.cdist(queries[s:s + chunk], support)
+        inside.append((d <= radii[None]).any(dim=1))
+    return float(torch.cat(inside).double().mean())
+
+
+def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision (fakes on the real manifold) and recall (reals on the fake manifold)."""
+    precision = _coverage(fake_feats, real_feats, _kth_nn_radius(real_feats, k))
+    recall = _coverage(real_feats, fake_feats, _kth_nn_radius(fake_feats, k))
+    return precision, recall
+
+
+def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = False,
+                   requested: torch.Tensor | None = None, pr_k: int = 3) -> dict:
+    """All metrics of `samples` (float (N, 1, 28, 28) in [0, 1] or uint8) against the test set.
+
+    Precision/recall compare with as many test images as there are samples (at most the 10k test set)."""
+    classifier, info = reference_classifier(dataset, quick=quick)
+    test = load_dataset(dataset, "test")[0]
+    fld = frechet_distance(classifier, test, samples)
+    predicted = predict(classifier, samples)
+    n_real = min(len(test), len(samples))
+    precision, recall = precision_recall(features(classifier, test[:n_real]), features(classifier, samples), pr_k)
+    out = {"fld": fld, "fld_floor": info["fld_floor_train_vs_test"],
+           "fld_ratio": fld / info["fld_floor_train_vs_test"], "n_samples": len(samples),
+           "precision": precision, "recall": recall, "class_entropy": class_entropy(predicted),
+           "class_entropy_frac": class_entropy(predicted) / math.log(10),
+           "class_histogram": torch.bincount(predicted, minlength=10).tolist()}
+    if requested is not None:
+        out["class_agreement"] = float((predicted == requested.cpu()).double().mean())
+    return out

@@ -1,0 +1,64 @@
+"""The training config of the GAN family (the seed's DCGAN, optionally conditional, with stabilisers)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from genlab.gan.models import GANConfig
+
+
+@dataclass
+class GANTrainConfig:
+    model: GANConfig = field(default_factory=GANConfig)
+    """Architecture (latent size, widths, spectral norm, classes)."""
+    dataset: str = "mnist"
+    """'mnist' or 'fashion_mnist'."""
+    epochs: int = 10
+    """Passes over the training set."""
+    batch_size: int = 64
+    """Global batch size (the seed's 64; split evenly across workers)."""
+    lr_g: float = 2e-4
+    """Adam learning rate of the generator."""
+    lr_d: float = 2e-4
+    """Adam learning rate of the discriminator."""
+    betas: tuple[float, float] = (0.5, 0.999)
+    """Adam betas of both optimisers (DCGAN's 0.5 / 0.999)."""
+    label_smoothing: float = 0.0
+    """One-sided label smoothing: real targets become 1 - this (0 = off; 0.1 is common)."""
+    ema_decay: float = 0.0
+    """EMA of the generator's weights, used for samples and evaluation (0 = off; 0.999 is common)."""
+    log_every: int = 50
+    """Steps per diagnostics record (means of D(x), D(G(z)), losses and gradient norms over the window)."""
+    max_steps_per_epoch: int = 0
+    """Cap on steps per epoch (0 = a full pass); smoke tests use a few."""
+    fld_samples: int = 10_000
+    """Samples scored at the end (FLD, precision/recall, class entropy); 0 skips it."""
+    fld_quick: bool = False
+    """Use the quick FLD classifier (smoke runs) instead of the reference one."""
+    seed: int = 0
+    """Seed of weights, data order and noise."""
+    figures: bool = True
+    """Write the chapter's figures (fixed-noise grids per epoch, curves, final samples)."""
+    progress: bool = True
+    """tqdm progress bars (rank 0 only)."""
+
+    def run_name(self) -> str:
+        tags = ["cond" if self.model.num_classes else "", "sn" if self.model.spectral_norm else "",
+                "ema" if self.ema_decay else "", "ls" if self.label_smoothing else ""]
+        return "-".join(["dcgan", *filter(None, tags)])
+
+    def __post_init__(self):
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+        if self.batch_size < 1 or self.epochs < 1 or self.log_every < 1:
+            raise ValueError(f"batch_size, epochs and log_every must be >= 1, got {self.batch_size}, "
+                             f"{self.epochs}, {self.log_every}")
+
+
+def smoke_config(cfg: GANTrainConfig) -> GANTrainConfig:
+    """The same config at smoke scale: a few batches, few samples, the quick FLD classifier."""
+    return dataclasses.replace(cfg, epochs=1, max_steps_per_epoch=4, batch_size=16, log_every=2, fld_samples=200,
+                               fld_quick=True, progress=False)

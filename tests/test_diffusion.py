@@ -1,0 +1,216 @@
+"""DDPM/DDIM numerics (against diffusers' schedulers), U-Net shapes, guidance, samplers, resume with EMA."""
+
+import pytest
+import torch
+
+from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_train_state
+from genlab.core.runtime import LocalRuntime
+from genlab.diffusion import (DiffusionConfig, NoiseSchedule, SamplerConfig, ScheduleConfig, UNet, UNetConfig,
+                              guided_eps, sample)
+from genlab.diffusion.samplers import predict_eps
+from genlab.diffusion.train import diffusion_loss, drop_labels, train
+
+diffusers = pytest.importorskip("diffusers")
+KIND_TO_DIFFUSERS = {"linear": "linear", "cosine": "squaredcos_cap_v2"}
+
+
+def test_linear_schedule_matches_ddpm_paper():
+    s = NoiseSchedule(ScheduleConfig("linear"))
+    assert s.T == 1000 and len(s.betas) == 1000
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    ab = s.alphas_cumprod
+    assert torch.all(ab[1:] < ab[:-1]) and 0 < ab[-1] < 1e-4 < ab[0] < 1
+    assert torch.all(s.snr(torch.arange(999)) > s.snr(torch.arange(1, 1000)))  # SNR strictly decreasing
+
+
+def test_cosine_schedule_ends_near_pure_noise_and_starts_gentler():
+    cos, lin = NoiseSchedule(ScheduleConfig("cosine")), NoiseSchedule(ScheduleConfig("linear"))
+    assert cos.alphas_cumprod[-1] < 1e-4 and torch.all(cos.betas <= 0.999)
+    assert cos.alphas_cumprod[500] > lin.alphas_cumprod[500]  # destroys information more slowly mid-way
+
+
+def test_q_sample_has_the_forward_process_moments():
+    s = NoiseSchedule()
+    t = torch.full((20000,), 300)
+    x0 = torch.full((20000, 1, 1, 1), 0.7)
+    xt = s.q_sample(x0, t, torch.randn(20000, 1, 1, 1, generator=torch.Generator().manual_seed(0)))
+    ab = s.alphas_cumprod[300]
+    assert xt.mean().item() == pytest.approx((ab.sqrt() * 0.7).item(), abs=0.02)
+    assert xt.var().item() == pytest.approx((1 - ab).item(), rel=0.03)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_add_noise_matches_diffusers(kind):
+    ours = NoiseSchedule(ScheduleConfig(kind))
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=KIND_TO_DIFFUSERS[kind])
+    gen = torch.Generator().manual_seed(1)
+    x0, noise = torch.randn(16, 1, 28, 28, generator=gen), torch.randn(16, 1, 28, 28, generator=gen)
+    t = torch.tensor([0, 1, 2, 10, 99, 100, 250, 400, 500, 600, 750, 900, 990, 997, 998, 999])
+    torch.testing.assert_close(ours.q_sample(x0, t, noise), ref.add_noise(x0, noise, t), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("t", [999, 500, 37, 1, 0])
+def test_ddpm_step_matches_diffusers(kind, clip, t):
+    ours = NoiseSchedule(ScheduleConfig(kind))
+    ref = diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule=KIND_TO_DIFFUSERS[kind],
+                                  variance_type="fixed_small", clip_sample=clip)
+    gen = torch.Generator().manual_seed(t)
+    xt, eps = torch.randn(4, 1, 28, 28, generator=gen), torch.randn(4, 1, 28, 28, generator=gen)
+    expected = ref.step(eps, t, xt, generator=torch.Generator().manual_seed(5)).prev_sample
+    noise = torch.randn(xt.shape, generator=torch.Generator().manual_seed(5))  # the noise diffusers draws
+    torch.testing.assert_close(ours.ddpm_step(xt, t, eps, noise, clip_x0=clip), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("clip", [False, True])
+def test_ddim_steps_match_diffusers(kind, eta, clip):
+    ours = NoiseSchedule(ScheduleConfig(kind))
+    ref = diffusers.DDIMScheduler(num_train_timesteps=1000, beta_schedule=KIND_TO_DIFFUSERS[kind],
+                                  clip_sample=clip, set_alpha_to_one=True, steps_offset=0)
+    ref.set_timesteps(50)
+    timesteps = ours.ddim_timesteps(50)
+    assert timesteps == ref.timesteps.tolist()
+    gen = torch.Generator().manual_seed(2)
+    for i in (0, 1, 25, 48, 49):  # first, middle and last steps (the last lands on alpha_bar = 1)
+        t = timesteps[i]
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        xt, eps, noise = (torch.randn(4, 1, 28, 28, generator=gen) for _ in range(3))
+        expected = ref.step(eps, t, xt, eta=eta, variance_noise=noise).prev_sample
+        got = ours.ddim_step(xt, t, t_prev, eps, eta=eta, noise=noise, clip_x0=clip)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_ddim_timesteps_validate():
+    s = NoiseSchedule()
+    assert s.ddim_timesteps(1000) == list(range(999, -1, -1))
+    with pytest.raises(ValueError, match="DDIM steps"):
+        s.ddim_timesteps(0)
+
+
+@pytest.mark.parametrize("cfg,size", [
+    (UNetConfig(channels=8, channel_mults=(1, 2), attention_levels=(1,), groups=4), 28),
+    (UNetConfig(channels=12, channel_mults=(1, 2, 3), num_res_blocks=2, attention_levels=(0, 2), groups=8), 28),
+    (UNetConfig(channels=8, channel_mults=(1, 2, 4, 4), attention_levels=(3,)), 28),  # 28 -> 14 -> 7 -> 4 (odd)
+    (UNetConfig(channels=6, channel_mults=(1, 1, 1), attention_levels=(), attention_heads=2, groups=4), 30),
+    (UNetConfig(channels=8, channel_mults=(1,), attention_levels=(0,), num_classes=10), 28),
+    (UNetConfig(channels=8, channel_mults=(1, 2), in_channels=3, num_classes=3), 32),
+])
+def test_unet_output_shape_matches_input(cfg, size):
+    model = UNet(cfg)
+    x = torch.randn(2, cfg.in_channels, size, size)
+    y = torch.tensor([0, 1]) if cfg.num_classes else None
+    out = model(x, torch.tensor([0, 999]), y)
+    assert out.shape == x.shape
+    out.sum().backward()  # every parameter is reachable from the output
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_unet_rejects_labels_when_unconditional_and_bad_configs():
+    with pytest.raises(ValueError, match="unconditional"):
+        UNet(UNetConfig(channels=8))(torch.randn(1, 1, 28, 28), torch.tensor([3]), torch.tensor([1]))
+    with pytest.raises(ValueError, match="attention_levels"):
+        UNetConfig(channel_mults=(1, 2), attention_levels=(2,))
+
+
+def test_guidance_mixing():
+    c, u = torch.randn(3, 1, 4, 4), torch.randn(3, 1, 4, 4)
+    torch.testing.assert_close(guided_eps(c, u, 1.0), c)
+    torch.testing.assert_close(guided_eps(c, u, 0.0), u)
+    torch.testing.assert_close(guided_eps(c, u, 3.0), u + 3 * (c - u))
+
+
+def test_predict_eps_guides_against_the_null_class():
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=8, channel_mults=(1,), attention_levels=(), num_classes=10)).eval()
+    for p in model.parameters():  # zero-initialised output layers would make every prediction 0
+        p.data.normal_(0, 0.1)
+    x, y = torch.randn(4, 1, 28, 28), torch.tensor([1, 2, 3, 4])
+    t = torch.full((4,), 10)
+    with torch.no_grad():
+        cond, uncond = model(x, t, y), model(x, t, torch.full((4,), 10))
+        torch.testing.assert_close(predict_eps(model, x, 10, y, 2.5), uncond + 2.5 * (cond - uncond))
+        torch.testing.assert_close(predict_eps(model, x, 10, None, 2.5), model(x, t))  # no labels: unconditional
+
+
+def test_drop_labels_uses_the_null_class():
+    torch.manual_seed(0)
+    dropped = drop_labels(torch.zeros(10_000, dtype=torch.long), 0.2, null_class=10)
+    assert set(dropped.unique().tolist()) == {0, 10}
+    assert (dropped == 10).float().mean().item() == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.mark.parametrize("sampler", [SamplerConfig("ddim", steps=4), SamplerConfig("ddim", steps=3, eta=1.0),
+                                     SamplerConfig("ddpm", batch_size=3)])
+def test_samplers_are_seeded_and_in_range(sampler):
+    schedule = NoiseSchedule(ScheduleConfig(timesteps=20))
+    model = UNet(UNetConfig(channels=8, channel_mults=(1,), attention_levels=()))
+    a, traj = sample(model, schedule, 5, sampler, seed=1, keep_every=2)
+    b, _ = sample(model, schedule, 5, sampler, seed=1)
+    c, _ = sample(model, schedule, 5, sampler, seed=2)
+    assert a.shape == (5, 1, 28, 28) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    steps = 20 if sampler.kind == "ddpm" else sampler.steps
+    assert len(traj) == 1 + -(-steps // 2)  # the noise, then every 2nd step and the last
+    torch.testing.assert_close(traj[-1].add(1).div(2).clamp(0, 1), a[:len(traj[-1])])
+
+
+def test_ddim_with_all_steps_and_eta_1_is_ddpm_in_distribution():
+    """With every timestep and eta=1, DDIM's step variance is DDPM's posterior variance."""
+    s = NoiseSchedule()
+    for t in (999, 500, 10, 1):
+        ab, ab_prev = s.alpha_bar(t), s.alpha_bar(t - 1)
+        ddim_var = (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+        xt, eps = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+        zero = torch.zeros_like(xt)
+        torch.testing.assert_close(s.ddim_step(xt, t, t - 1, eps, eta=1.0, noise=zero, clip_x0=False),
+                                   s.ddpm_step(xt, t, eps, zero, clip_x0=False), atol=1e-5, rtol=1e-4)
+        assert ddim_var.item() == pytest.approx(((1 - ab_prev) / (1 - ab) * s.betas[t]).item(), rel=1e-3)  # float32 rounding
+
+
+def test_loss_is_lower_for_the_true_noise_predictor():
+    """A model that returns the true noise scores 0; one that returns 0 scores about 1 (unit Gaussian noise)."""
+    s = NoiseSchedule()
+    x0 = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, t, y=None):
+            return torch.zeros_like(x)
+
+    loss = diffusion_loss(Zero(), s, x0, None, generator=torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(1.0, abs=0.02)
+
+
+def tiny_cfg(**kw):
+    return DiffusionConfig(unet=UNetConfig(channels=8, channel_mults=(1, 2), attention_levels=(1,), num_classes=10),
+                           schedule=ScheduleConfig(timesteps=50), epochs=2, batch_size=32, eval_images=64,
+                           ema_decay=0.9, warmup_steps=3, fld_samples=0, figures=False, progress=False, **kw)
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterFirstCheckpoint(LocalRuntime):
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        if checkpoint is not None:
+            raise Crash("simulated failure after the first checkpoint")
+
+
+def test_ddpm_resume_with_ema_equals_uninterrupted_run(tmp_path, tiny_mnist):
+    data = {"train": tiny_mnist}
+    train(tiny_cfg(seed=3), LocalRuntime(tmp_path / "straight", data, seed=3), tiny_mnist)
+    with pytest.raises(Crash):
+        train(tiny_cfg(seed=3), CrashAfterFirstCheckpoint(tmp_path / "resumed", data, seed=3), tiny_mnist)
+    torch.manual_seed(999)
+    train(tiny_cfg(seed=3), LocalRuntime(tmp_path / "resumed", data, seed=3), tiny_mnist)
+    a, b = find_latest_checkpoint(tmp_path / "straight"), find_latest_checkpoint(tmp_path / "resumed")
+    for ema in (False, True):
+        sa, sb = load_model(a, ema=ema).state_dict(), load_model(b, ema=ema).state_dict()
+        for name in sa:
+            assert torch.equal(sa[name], sb[name]), (ema, name)
+    assert load_train_state(b)["ema_n_averaged"] == load_train_state(a)["ema_n_averaged"] == 16
+    assert not torch.equal(load_model(b).stem.weight, load_model(b, ema=True).stem.weight)  # EMA is its own copy
