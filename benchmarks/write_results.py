@@ -71,10 +71,70 @@ def overhead_rows() -> list[str]:
     return rows
 
 
+def chapter2_rows() -> list[str]:
+    """Chapters 5.3-5.4 bars, from chapter2_train.py / chapter2_sampling.py results."""
+    rows = ["| check | bar | measured | verdict | N | command |", "|---|---|---|---|---|---|"]
+    cmp = load("compare")
+    by_model = {r["model"]: r for r in cmp["rows"]} if cmp else {}
+    ddpm = next((r for name, r in by_model.items() if name.startswith("DDPM")), None)
+    if ddpm:
+        rows.append(f"| DDPM, DDIM-50 sampling (EMA, unconditional): FLD / floor | <= 8 | {ddpm['fld_ratio']:.2f} "
+                    f"(FLD {ddpm['fld']:.2f}) | {verdict(ddpm['fld_ratio'] <= 8)} | {ddpm['n_samples']} | "
+                    f"`{cmp['command']}` |")
+    gan = load("dcgan_quality")
+    for key, g in (gan["generators"].items() if gan else []):
+        label = "EMA generator" if key == "ema" else "raw generator"
+        rows.append(f"| DCGAN ({label}): FLD / floor | <= 15 | {g['fld_ratio']:.2f} (FLD {g['fld']:.2f}) | "
+                    f"{verdict(g['fld_ratio'] <= 15)} | {gan['n']} | `{gan['command']}` |")
+        rows.append(f"| DCGAN ({label}): class-histogram entropy / ln 10 | >= 0.98 | {g['class_entropy_frac']:.4f} "
+                    f"| {verdict(g['class_entropy_frac'] >= 0.98)} | {gan['n']} | same |")
+    smp = load("ddpm_samplers")
+    if smp:
+        a, b = smp["samplers"]["ddim-50"], smp["samplers"]["ddpm-1000"]
+        rows.append(f"| DDIM-50 vs DDPM-1000, same model: wall-time speed-up | >= 15x | {smp['speedup']:.1f}x "
+                    f"({a['seconds']:.0f} s vs {b['seconds']:.0f} s) | {verdict(smp['speedup'] >= 15)} | {smp['n']} "
+                    f"each | `{smp['command']}` |")
+        rows.append(f"| DDIM-50 vs DDPM-1000: FLD within 10% | <= 10% | {100 * smp['fld_rel_diff']:.1f}% "
+                    f"(DDIM {a['fld']:.2f}, DDPM {b['fld']:.2f}) | {verdict(smp['fld_rel_diff'] <= 0.10)} | "
+                    f"{smp['n']} each | same |")
+    gd = load("ddpm_guidance")
+    for w, g in (gd["scales"].items() if gd else []):
+        rows.append(f"| class-conditional DDPM, guidance {w}, DDIM-50: classifier agrees with the class | >= 97% | "
+                    f"{100 * g['class_agreement']:.2f}% (FLD ratio {g['fld_ratio']:.2f}) | "
+                    f"{verdict(g['class_agreement'] >= 0.97)} | {gd['n']} | `{gd['command']}` |")
+    tp = load("throughput")
+    for name, t in (tp["steps"].items() if tp else []):
+        rows.append(f"| {name} training step: FLOP/s as a fraction of fp32 GEMM ({tp['gemm_flops_per_s'] / 1e9:.0f} "
+                    f"GFLOP/s, {tp['threads']} threads) | aim >= 30% | {100 * t['fraction_of_gemm']:.1f}% "
+                    f"({t['flops_per_step'] / 1e9:.1f} GFLOP/step, {t['step_s']:.3f} s/step) | "
+                    f"{verdict(t['fraction_of_gemm'] >= 0.30)} | | `{tp['command']}` |")
+    for name in ("train_ddpm", "train_dcgan"):
+        r = load(name)
+        if r:
+            rows.append(f"| training run `{name.removeprefix('train_')}` | (reported) | {r['config']['epochs']} epochs, "
+                        f"{r['wall_s'] / 60:.0f} min wall{' (resumed once)' if r.get('resumed') else ''} | | | "
+                        f"`{r['command']}` |")
+    return rows
+
+
+def compare_table() -> list[str]:
+    cmp = load("compare")
+    if cmp is None:
+        return ["not run: `python benchmarks/chapter2_sampling.py --only compare --vae ... --gan ... --ddpm ...`"]
+    cols = ["model", "sampler", "n_samples", "fld", "fld_ratio", "precision", "recall", "class_entropy_frac",
+            "samples_per_s", "train_wall_min", "params_M"]
+    out = [f"From `jobs/compare.py` ({cmp['date']}, `{cmp['command']}`); also `results/comparison.csv`.", "",
+           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in cmp["rows"]:
+        out.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+    return out + ["", "![comparison](results/comparison.png)"]
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
-    dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead"])
-                    if r})
+    dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
+                                                  "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance",
+                                                  "throughput"]) if r})
     text = [
         "# Benchmark results", "",
         f"Machine: the project's 2-core, 24 GiB CPU machine, no GPU ({machine}). Dates: {', '.join(dates)}.",
@@ -82,6 +142,8 @@ def main() -> int:
         "command that produced it.", "",
         "## Chapters 5.1-5.2: quality bars", "", *quality_rows(), "",
         "## Ray Train overhead and data-wait fraction", "", *overhead_rows(), "",
+        "## Chapters 5.3-5.4: GAN and diffusion bars", "", *chapter2_rows(), "",
+        "## VAE vs GAN vs diffusion", "", *compare_table(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():

@@ -36,8 +36,37 @@ def test_main_job_smoke_writes_report(tmp_path):
     assert "report:" in stdout
 
 
+@pytest.mark.ray
+def test_gan_and_ddpm_jobs_smoke_then_compare(tmp_path):
+    stdout = run_job("jobs/gan.py", "--smoke-test", "--ray.storage", str(tmp_path))
+    assert "eval/class_entropy" in stdout and "eval/fld_ratio" in stdout
+    gan_dir = next(tmp_path.glob("dcgan__0__*"))
+    assert {"samples.png", "diagnostics.png"} <= {p.name for p in gan_dir.glob("*.png")}
+    stdout = run_job("jobs/ddpm.py", "--smoke-test", "--ray.storage", str(tmp_path))
+    assert "eval/cond_class_agreement" in stdout and "eval/sampler = ddim-5" in stdout
+    ddpm_dir = next(tmp_path.glob("ddpm-linear-cond__0__*"))
+    assert {"forward_process.png", "reverse_process.png", "samples.png", "samples_by_class.png"} <= {
+        p.name for p in ddpm_dir.glob("*.png")}
+    stdout = run_job("jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir), "--n", "200",
+                     "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path))
+    out = next(tmp_path.glob("compare__0__*"))
+    table = (out / "comparison.md").read_text()
+    assert "DCGAN (EMA G)" not in table and "DCGAN" in table and "DDPM (EMA)" in table
+    assert (out / "comparison.png").exists()
+    header = (out / "comparison.csv").read_text().splitlines()[0]
+    assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
+
+
+def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
+    out = subprocess.run([sys.executable, "jobs/compare.py"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode != 0 and "nothing to compare" in out.stderr
+    out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(tmp_path / "nope")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "no such directory" in out.stderr
+
+
 def test_help_documents_fields():
-    for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py"]:
+    for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py"]:
         out = subprocess.run([sys.executable, job, "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
         assert "--smoke-test" in out.stdout and "--ray.num-workers" in out.stdout
 

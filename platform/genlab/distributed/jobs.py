@@ -45,17 +45,22 @@ def summary(run_dir: Path, metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def train_job(cfg, loop: str, ray_cfg: RayConfig, smoke_test: bool, smoke_config) -> tuple[Path, dict]:
+    """Body of every training job: apply --smoke-test (smoke_config(cfg), CPU), train, print the summary."""
+    cfg = smoke_config(cfg) if smoke_test else cfg
+    ray_cfg = dataclasses.replace(ray_cfg, use_gpu=False) if smoke_test else ray_cfg
+    setup_logging()
+    run_dir, metrics = run_training_job(cfg.run_name(), loop, cfg, ray_cfg, cfg.dataset)
+    print(summary(run_dir, metrics))
+    return run_dir, metrics
+
+
 def autoencoder_job(kind: str, train, ray_cfg: RayConfig, smoke_test: bool) -> None:
-    """Body of jobs/ae.py and jobs/vae.py: check the kind, apply --smoke-test, train, print the summary."""
+    """Body of jobs/ae.py and jobs/vae.py: check the kind, then train_job."""
     from genlab.autoencoders.config import smoke_config
 
     if train.model.kind != kind:
         other = "jobs/vae.py" if kind == "ae" else "jobs/ae.py"
         raise SystemExit(f"this job trains --train.model.kind {kind}; use {other} for "
                          f"{'VAEs' if kind == 'ae' else 'autoencoders'}")
-    cfg = smoke_config(train) if smoke_test else train
-    ray_cfg = dataclasses.replace(ray_cfg, use_gpu=False) if smoke_test else ray_cfg
-    setup_logging()
-    run_dir, metrics = run_training_job(cfg.run_name(), "genlab.autoencoders.train:train", cfg, ray_cfg,
-                                        cfg.dataset)
-    print(summary(run_dir, metrics))
+    train_job(train, "genlab.autoencoders.train:train", ray_cfg, smoke_test, smoke_config)

@@ -1,0 +1,213 @@
+"""Chapter 5.3/5.4 measurements on the trained checkpoints (benchmarks/chapter2_train.py), plus throughput.
+
+    python benchmarks/chapter2_sampling.py --ddpm runs/bench_ddpm__0__<t> --only samplers guidance
+    python benchmarks/chapter2_sampling.py --gan runs/bench_dcgan__0__<t> --only dcgan
+    python benchmarks/chapter2_sampling.py --only throughput
+    python benchmarks/chapter2_sampling.py --only compare --vae runs/bench_vae_conv__0__<t> --gan ... --ddpm ...
+
+samplers:   DDIM-50 vs DDPM-1000 on the same EMA model, N samples each (default 2000): wall time and FLD.
+guidance:   class-balanced guided samples at several scales: how often the FLD classifier agrees with the label.
+dcgan:      10k samples of the raw and the EMA generator: FLD ratio, precision/recall, class entropy.
+compare:    jobs/compare.py on the VAE, DCGAN and DDPM runs (N=10k each); its table, CSV and figure are copied
+            into benchmarks/results/.
+throughput: fp32 GEMM FLOP/s of this machine, then DDPM and DCGAN training steps (FLOPs counted by torch's
+            FlopCounterMode) as a fraction of it, all in one process.
+Each part writes benchmarks/results/<part>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from genlab.core.checkpoint import find_latest_checkpoint, load_model, read_checkpoint_config
+from genlab.core.config import from_dict
+from genlab.diffusion import DiffusionConfig, NoiseSchedule, SamplerConfig, UNet, sample
+from genlab.diffusion.evaluate import balanced_labels
+from genlab.eval.sample_quality import sample_quality
+
+sys.path.insert(0, str(Path(__file__).parent))
+from chapter1_quality import RESULTS, machine  # noqa: E402
+
+
+def _save(name: str, result: dict) -> None:
+    result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": "python " + " ".join(sys.argv)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    print(json.dumps(result, default=float)[:2000])
+
+
+def _ddpm(run: str):
+    ckpt = find_latest_checkpoint(run)
+    cfg = from_dict(DiffusionConfig, read_checkpoint_config(ckpt)["config"])
+    return load_model(ckpt, ema=True), NoiseSchedule(cfg.schedule), ckpt
+
+
+def _timed_sample(model, schedule, n, sampler, **kw):
+    t0 = time.perf_counter()
+    images, _ = sample(model, schedule, n, sampler, progress=True, **kw)
+    return images, time.perf_counter() - t0
+
+
+def part_samplers(run: str, n: int) -> None:
+    model, schedule, ckpt = _ddpm(run)
+    rows = {}
+    for name, sampler in (("ddim-50", SamplerConfig("ddim", steps=50)), ("ddpm-1000", SamplerConfig("ddpm"))):
+        images, seconds = _timed_sample(model, schedule, n, sampler, seed=0)
+        q = sample_quality(images)
+        rows[name] = {"seconds": seconds, "samples_per_s": n / seconds, **q}
+    speedup = rows["ddpm-1000"]["seconds"] / rows["ddim-50"]["seconds"]
+    fld_rel = abs(rows["ddim-50"]["fld"] - rows["ddpm-1000"]["fld"]) / rows["ddpm-1000"]["fld"]
+    _save("ddpm_samplers", {"checkpoint": str(ckpt), "n": n, "samplers": rows, "speedup": speedup,
+                            "fld_rel_diff": fld_rel})
+
+
+def part_guidance(run: str, n: int, scales: list[float]) -> None:
+    model, schedule, ckpt = _ddpm(run)
+    labels = balanced_labels(n)
+    rows = {}
+    for w in scales:
+        images, seconds = _timed_sample(model, schedule, n, SamplerConfig("ddim", steps=50, guidance=w),
+                                        labels=labels, seed=1)
+        q = sample_quality(images, requested=labels)
+        rows[f"{w:g}"] = {"seconds": seconds, "class_agreement": q["class_agreement"], "fld": q["fld"],
+                          "fld_ratio": q["fld_ratio"], "precision": q["precision"], "recall": q["recall"]}
+    _save("ddpm_guidance", {"checkpoint": str(ckpt), "n": n, "sampler": "ddim-50", "scales": rows})
+
+
+def part_dcgan(run: str, n: int) -> None:
+    ckpt = find_latest_checkpoint(run)
+    rows = {}
+    for ema in (False, True):
+        if ema and not (ckpt / "ema.safetensors").exists():
+            continue
+        gan = load_model(ckpt, ema=ema)
+        labels = torch.arange(n) % gan.cfg.num_classes if gan.cfg.num_classes else None
+        t0 = time.perf_counter()
+        images = gan.generate(n, labels=labels, seed=0)
+        seconds = time.perf_counter() - t0
+        rows["ema" if ema else "raw"] = {"samples_per_s": n / seconds,
+                                         **sample_quality(images, requested=labels)}
+    _save(f"{Path(run).name.split('__')[0].removeprefix('bench_')}_quality", {"checkpoint": str(ckpt), "n": n,
+                                                                              "generators": rows})
+
+
+def part_compare(vae: str, gan: str, ddpm: str, n: int) -> None:
+    import importlib.util
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("compare_job", Path(__file__).parents[1] / "jobs" / "compare.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    out = job.main(job.CompareConfig(vae=vae, gan=gan, ddpm=ddpm, n=n))
+    for name in ("comparison.csv", "comparison.png"):
+        shutil.copy(out / name, RESULTS / name)
+    _save("compare", {"n": n, "rows": json.loads((out / "comparison.json").read_text()), "out": str(out)})
+
+
+def gemm_flops(size: int = 2048, reps: int = 20) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * size ** 3 * reps / (time.perf_counter() - t0)
+
+
+def _step_throughput(step, reps: int) -> dict:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    step()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        step()
+    seconds = (time.perf_counter() - t0) / reps
+    return {"flops_per_step": flops, "step_s": seconds, "flops_per_s": flops / seconds}
+
+
+def part_throughput(reps: int) -> None:
+    from genlab.diffusion.train import diffusion_loss
+    from genlab.gan import GAN, GANConfig
+    from genlab.gan.losses import discriminator_loss, generator_loss
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from chapter2_train import preset
+
+    gemm = gemm_flops()
+    ddpm_cfg = preset("ddpm")[0]
+    unet = UNet(ddpm_cfg.unet)
+    schedule = NoiseSchedule(ddpm_cfg.schedule)
+    opt = torch.optim.Adam(unet.parameters())
+    x = torch.rand(ddpm_cfg.batch_size, 1, 28, 28) * 2 - 1
+    y = torch.randint(0, 10, (ddpm_cfg.batch_size,))
+
+    def ddpm_step():
+        loss = diffusion_loss(unet, schedule, x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    gan = GAN(GANConfig())
+    opt_g, opt_d = torch.optim.Adam(gan.generator.parameters()), torch.optim.Adam(gan.discriminator.parameters())
+    xr = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    def gan_step():
+        fake = gan.generator(torch.randn(64, 100))
+        loss_d = discriminator_loss(gan.discriminator(xr), gan.discriminator(fake.detach()))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g = generator_loss(gan.discriminator(fake))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+
+    rows = {"ddpm (batch 128)": _step_throughput(ddpm_step, reps),
+            "dcgan (batch 64)": _step_throughput(gan_step, reps)}
+    for r in rows.values():
+        r["fraction_of_gemm"] = r["flops_per_s"] / gemm
+    _save("throughput", {"gemm_flops_per_s": gemm, "gemm": "2048x2048 fp32 matmul", "threads": torch.get_num_threads(),
+                         "steps": rows})
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "guidance", "dcgan", "throughput", "compare"])
+    parser.add_argument("--vae", default="", help="VAE run directory (compare)")
+    parser.add_argument("--ddpm", default="", help="DDPM run directory (samplers, guidance)")
+    parser.add_argument("--gan", default="", help="DCGAN run directory (dcgan, compare)")
+    parser.add_argument("--n", type=int, default=2000, help="samples per sampler / guidance scale")
+    parser.add_argument("--gan-n", type=int, default=10_000, help="samples per model (dcgan, compare)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0], help="guidance scales")
+    parser.add_argument("--reps", type=int, default=10, help="timed training steps per model (throughput)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    for part in args.only:
+        if part in ("samplers", "guidance") and not args.ddpm:
+            parser.error(f"--only {part} needs --ddpm RUN_DIR")
+        if part == "dcgan" and not args.gan:
+            parser.error("--only dcgan needs --gan RUN_DIR")
+    if "throughput" in args.only:
+        part_throughput(args.reps)
+    if "dcgan" in args.only:
+        part_dcgan(args.gan, args.gan_n)
+    if "guidance" in args.only:
+        part_guidance(args.ddpm, args.n, args.scales)
+    if "samplers" in args.only:
+        part_samplers(args.ddpm, args.n)
+    if "compare" in args.only:
+        part_compare(args.vae, args.gan, args.ddpm, args.gan_n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
