@@ -58,7 +58,8 @@ def _timed_sample(model, schedule, n, sampler, **kw):
 def part_samplers(run: str, n: int) -> None:
     model, schedule, ckpt = _ddpm(run)
     rows = {}
-    for name, sampler in (("ddim-50", SamplerConfig("ddim", steps=50)), ("ddpm-1000", SamplerConfig("ddpm"))):
+    for name, sampler in (("ddim-50", SamplerConfig("ddim", steps=50)),
+                          ("ddpm-1000", SamplerConfig("ddpm"))):
         images, seconds = _timed_sample(model, schedule, n, sampler, seed=0)
         q = sample_quality(images)
         rows[name] = {"seconds": seconds, "samples_per_s": n / seconds, **q}

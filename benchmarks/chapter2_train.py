@@ -57,7 +57,10 @@ def main(argv=None) -> int:
     run_dir = Path(args.resume) if args.resume else make_run_dir(f"bench_{args.only}", cfg.seed, config=cfg)
     t0 = time.time()
     metrics = loop(cfg, LocalRuntime(run_dir, {"train": train_set}, seed=cfg.seed), test_set)
+    from genlab.eval.compare import train_wall_s
+
     result = {"name": args.only, "metrics": metrics, "wall_s": time.time() - t0, "run_dir": str(run_dir),
+              "epochs_wall_s": train_wall_s(run_dir),  # every epoch, across resumptions
               "config": to_dict(cfg), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
               "command": "python " + " ".join(sys.argv), "resumed": bool(args.resume)}
     RESULTS.mkdir(exist_ok=True)

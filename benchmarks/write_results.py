@@ -112,7 +112,7 @@ def chapter2_rows() -> list[str]:
         r = load(name)
         if r:
             rows.append(f"| training run `{name.removeprefix('train_')}` | (reported) | {r['config']['epochs']} epochs, "
-                        f"{r['wall_s'] / 60:.0f} min wall{' (resumed once)' if r.get('resumed') else ''} | | | "
+                        f"{r.get('epochs_wall_s', r['wall_s']) / 60:.0f} min of epochs{' (resumed)' if r.get('resumed') else ''} | | | "
                         f"`{r['command']}` |")
     return rows
 

@@ -121,8 +121,8 @@ def comparison_figure(rows: list[dict], grids: dict[str, torch.Tensor], path: Pa
               ("precision", "precision (k=3)", False), ("recall", "recall (k=3)", False),
               ("class_entropy_frac", "class entropy / ln 10", False),
               ("samples_per_s", "samples per second (log)", True)]
-    fig = plt.figure(figsize=(3.2 * len(panels), 3.0 + 1.6 * len(rows)))
-    grid = fig.add_gridspec(1 + len(rows), len(panels), height_ratios=[2.2] + [1.0] * len(rows))
+    fig = plt.figure(figsize=(3.2 * len(panels), 3.2 + 0.9 * len(rows)))
+    grid = fig.add_gridspec(1 + len(rows), len(panels), height_ratios=[3.0] + [1.0] * len(rows))
     colors = plt.cm.tab10.colors
     for i, (key, title, log) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
