@@ -49,6 +49,21 @@ def test_two_workers_checkpoint_and_resume(local_ray, tmp_path, backend):
     assert "eval/neg_elbo_nats" in metrics
 
 
+def test_two_workers_train_the_gan_with_ddp(local_ray, tmp_path):
+    """G and D are separate DDP modules and D runs twice per step (real, fake) before one backward."""
+    from genlab.gan import GANConfig, GANTrainConfig
+
+    cfg = GANTrainConfig(model=GANConfig(g_channels=(16, 8), d_channels=(8, 16)), epochs=1, batch_size=32,
+                         max_steps_per_epoch=4, log_every=2, ema_decay=0.9, fld_samples=0, figures=False,
+                         progress=False)
+    run_dir = make_run_dir("gan-it", 0, root=tmp_path)
+    metrics = fit("genlab.gan.train:train", cfg, run_dir, RayConfig(num_workers=2), "mnist")
+    assert metrics["step"] == 4 and "train/d_real" in metrics
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in records if "train/loss_d" in r] == [2, 4]
+    assert (find_latest_checkpoint(run_dir) / "ema.safetensors").exists()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -97,8 +97,8 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
             if step % cfg.log_every == 0:
                 bar.set_postfix(d_real=f"{window['d_real'] / in_window:.2f}",
                                 d_fake=f"{window['d_fake'] / in_window:.2f}", refresh=False)
-                if rt.is_main:
-                    rt.report({"step": step, **{f"train/{k}": v / in_window for k, v in window.items()}})
+                # every rank reports (Ray Train expects it); rank 0's window is what metrics.jsonl keeps
+                rt.report({"step": step, **{f"train/{k}": v / in_window for k, v in window.items()}})
                 window = {k: 0.0 for k in DIAGNOSTICS}
                 in_window = 0
         bar.close()
