@@ -6,6 +6,7 @@
     python benchmarks/chapter2_sampling.py --only compare --vae runs/bench_vae_conv__0__<t> --gan ... --ddpm ...
 
 samplers:   DDIM-50 vs DDPM-1000 on the same EMA model, N samples each (default 2000): wall time and FLD.
+            `--shards 2 --shard 0|1` splits the N samples over two 1-thread processes (then `samplers_merge`).
 guidance:   class-balanced guided samples at several scales: how often the FLD classifier agrees with the label.
 dcgan:      10k samples of the raw and the EMA generator: FLD ratio, precision/recall, class entropy.
 compare:    jobs/compare.py on the VAE, DCGAN and DDPM runs (N=10k each); its table, CSV and figure are copied
@@ -55,17 +56,38 @@ def _timed_sample(model, schedule, n, sampler, **kw):
     return images, time.perf_counter() - t0
 
 
-def part_samplers(run: str, n: int) -> None:
+SHARD_DIR = Path("runs") / "bench_samplers"
+SAMPLERS = {"ddim-50": SamplerConfig("ddim", steps=50), "ddpm-1000": SamplerConfig("ddpm")}
+
+
+def part_samplers(run: str, n: int, shard: int = 0, shards: int = 1) -> None:
+    """Both samplers on the same model and seeds. With shards > 1 this process does its n / shards samples
+    (seed = shard) and stores them; `samplers_merge` then scores all of them together."""
     model, schedule, ckpt = _ddpm(run)
+    out = {"checkpoint": str(ckpt), "threads": torch.get_num_threads(), "images": {}, "seconds": {}}
+    for name, sampler in SAMPLERS.items():
+        out["images"][name], out["seconds"][name] = _timed_sample(model, schedule, n // shards, sampler, seed=shard)
+    SHARD_DIR.mkdir(parents=True, exist_ok=True)
+    torch.save(out, SHARD_DIR / f"shard{shard}of{shards}.pt")
+    if shards == 1:
+        part_samplers_merge()
+
+
+def part_samplers_merge() -> None:
+    """Score the stored shards: FLD of all samples per sampler; time = the shards' summed sampling seconds."""
+    parts = [torch.load(p, weights_only=True) for p in sorted(SHARD_DIR.glob("shard*.pt"))]
+    if not parts:
+        raise SystemExit(f"no shards in {SHARD_DIR}: run --only samplers first")
     rows = {}
-    for name, sampler in (("ddim-50", SamplerConfig("ddim", steps=50)),
-                          ("ddpm-1000", SamplerConfig("ddpm"))):
-        images, seconds = _timed_sample(model, schedule, n, sampler, seed=0)
-        q = sample_quality(images)
-        rows[name] = {"seconds": seconds, "samples_per_s": n / seconds, **q}
+    for name in SAMPLERS:
+        images = torch.cat([p["images"][name] for p in parts])
+        seconds = sum(p["seconds"][name] for p in parts)
+        rows[name] = {"seconds": seconds, "samples_per_s": len(images) / seconds, **sample_quality(images)}
+    n = len(torch.cat([p["images"]["ddim-50"] for p in parts]))
     speedup = rows["ddpm-1000"]["seconds"] / rows["ddim-50"]["seconds"]
     fld_rel = abs(rows["ddim-50"]["fld"] - rows["ddpm-1000"]["fld"]) / rows["ddpm-1000"]["fld"]
-    _save("ddpm_samplers", {"checkpoint": str(ckpt), "n": n, "samplers": rows, "speedup": speedup,
+    _save("ddpm_samplers", {"checkpoint": parts[0]["checkpoint"], "n": n, "shards": len(parts),
+                            "threads_per_shard": parts[0]["threads"], "samplers": rows, "speedup": speedup,
                             "fld_rel_diff": fld_rel})
 
 
@@ -105,6 +127,7 @@ def part_compare(vae: str, gan: str, ddpm: str, n: int) -> None:
 
     spec = importlib.util.spec_from_file_location("compare_job", Path(__file__).parents[1] / "jobs" / "compare.py")
     job = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = job  # dataclasses look their module up there
     spec.loader.exec_module(job)
     out = job.main(job.CompareConfig(vae=vae, gan=gan, ddpm=ddpm, n=n))
     for name in ("comparison.csv", "comparison.png"):
@@ -181,7 +204,10 @@ def part_throughput(reps: int) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "guidance", "dcgan", "throughput", "compare"])
+    parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "samplers_merge", "guidance", "dcgan", "throughput",
+                                                          "compare"])
+    parser.add_argument("--shard", type=int, default=0, help="samplers: this process's shard (seed)")
+    parser.add_argument("--shards", type=int, default=1, help="samplers: processes sharing the N samples")
     parser.add_argument("--vae", default="", help="VAE run directory (compare)")
     parser.add_argument("--ddpm", default="", help="DDPM run directory (samplers, guidance)")
     parser.add_argument("--gan", default="", help="DCGAN run directory (dcgan, compare)")
@@ -204,7 +230,9 @@ def main(argv=None) -> int:
     if "guidance" in args.only:
         part_guidance(args.ddpm, args.n, args.scales)
     if "samplers" in args.only:
-        part_samplers(args.ddpm, args.n)
+        part_samplers(args.ddpm, args.n, args.shard, args.shards)
+    if "samplers_merge" in args.only:
+        part_samplers_merge()
     if "compare" in args.only:
         part_compare(args.vae, args.gan, args.ddpm, args.gan_n)
     return 0
