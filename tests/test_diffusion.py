@@ -78,9 +78,11 @@ def test_ddim_steps_match_diffusers(kind, eta, clip):
         t = timesteps[i]
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         xt, eps, noise = (torch.randn(4, 1, 28, 28, generator=gen) for _ in range(3))
-        expected = ref.step(eps, t, xt, eta=eta, variance_noise=noise).prev_sample
-        got = ours.ddim_step(xt, t, t_prev, eps, eta=eta, noise=noise, clip_x0=clip)
-        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        for clipped_eps in (False, True):  # diffusers' use_clipped_model_output
+            expected = ref.step(eps, t, xt, eta=eta, variance_noise=noise,
+                                use_clipped_model_output=clipped_eps).prev_sample
+            got = ours.ddim_step(xt, t, t_prev, eps, eta=eta, noise=noise, clip_x0=clip, clipped_eps=clipped_eps)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_ddim_timesteps_validate():

@@ -26,6 +26,10 @@ class SamplerConfig:
     """Classifier-free guidance scale w for labelled sampling: eps_u + w (eps_c - eps_u); 1 = no guidance."""
     clip_x0: bool = True
     """Clip the predicted x_0 to [-1, 1] at every step (as DDPM's reference code does)."""
+    clipped_eps: bool | None = None
+    """DDIM with clip_x0: re-derive eps from the clipped x_0 (diffusers' use_clipped_model_output). None = on
+    exactly when guiding (labels and guidance != 1), where the unclipped guided eps ruins samples
+    (measured: class agreement 5% at guidance 3 without it, 100% with it)."""
     batch_size: int = 128
     """Images denoised together (on CPU, batches that stay in cache are faster per image than big ones)."""
 
@@ -63,6 +67,8 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
     gen = torch.Generator().manual_seed(seed)
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} samples")
+    guiding = labels is not None and cfg.guidance != 1.0
+    clipped_eps = guiding if cfg.clipped_eps is None else cfg.clipped_eps
     timesteps = list(range(schedule.T))[::-1] if cfg.kind == "ddpm" else schedule.ddim_timesteps(cfg.steps)
     size = getattr(model, "cfg", None)
     shape = (size.in_channels if size else 1, 28, 28)
@@ -85,7 +91,8 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
             else:
                 t_prev = -1 if last else timesteps[i + 1]
                 noise = torch.randn(x.shape, generator=gen).to(device) if cfg.eta > 0 else None
-                x = schedule.ddim_step(x, t, t_prev, eps, cfg.eta, noise, clip_x0=cfg.clip_x0)
+                x = schedule.ddim_step(x, t, t_prev, eps, cfg.eta, noise, clip_x0=cfg.clip_x0,
+                                       clipped_eps=clipped_eps)
             if keep and ((i + 1) % keep_every == 0 or last):
                 trajectory.append(x[:10].cpu())
             bar.update(b)

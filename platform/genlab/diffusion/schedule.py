@@ -93,12 +93,19 @@ class NoiseSchedule:
         return mean + variance.sqrt() * noise
 
     def ddim_step(self, xt: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor, eta: float = 0.0,
-                  noise: torch.Tensor | None = None, clip_x0: bool = True) -> torch.Tensor:
-        """One DDIM step x_t -> x_{t_prev} (t_prev = -1 lands on x_0); eta=0 deterministic, eta=1 DDPM-like."""
+                  noise: torch.Tensor | None = None, clip_x0: bool = True,
+                  clipped_eps: bool = False) -> torch.Tensor:
+        """One DDIM step x_t -> x_{t_prev} (t_prev = -1 lands on x_0); eta=0 deterministic, eta=1 DDPM-like.
+
+        clipped_eps re-derives eps from the clipped x_0 (diffusers' use_clipped_model_output), so that the
+        step's x_0 and noise direction agree; without it, a clipped x_0 and a large guided eps disagree and
+        guided samples drift off the data."""
         ab, ab_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
         x0 = self.predict_x0(xt, t, eps)
         if clip_x0:
             x0 = x0.clamp(-1, 1)
+            if clipped_eps:
+                eps = (xt - ab.sqrt() * x0) / (1 - ab).sqrt()
         sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
         out = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).sqrt() * eps
         if eta > 0:
