@@ -42,24 +42,3 @@ def test_fld_classifier_reaches_99_percent(mnist):
     _, accuracy = train_classifier(*mnist, epochs=3)
     assert accuracy >= 0.99
 
-
-def test_dcgan_600_steps_covers_every_digit(mnist, tmp_path):
-    from genlab.gan import GANTrainConfig
-    from genlab.gan.train import train as train_gan
-
-    cfg = GANTrainConfig(epochs=1, max_steps_per_epoch=600, fld_samples=2000, figures=False, progress=False)
-    metrics = train_gan(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
-    assert metrics["eval/class_entropy_frac"] >= 0.95  # no collapse onto a few classes
-    assert metrics["eval/fld_ratio"] <= 60
-
-
-def test_ddpm_600_steps_denoises_and_samples_digits(mnist, tmp_path):
-    from genlab.diffusion import DiffusionConfig, SamplerConfig, UNetConfig
-    from genlab.diffusion.train import train as train_ddpm
-
-    cfg = DiffusionConfig(unet=UNetConfig(channels=16, channel_mults=(1, 2, 4), num_classes=10), epochs=1,
-                          max_steps_per_epoch=600, ema_decay=0.99, sampler=SamplerConfig("ddim", steps=20),
-                          fld_samples=1000, grid_steps=0, figures=False, progress=False)
-    metrics = train_ddpm(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
-    assert metrics["eval/loss_ema"] <= 0.06
-    assert metrics["eval/cond_class_agreement"] >= 0.7
