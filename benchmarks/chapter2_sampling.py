@@ -7,6 +7,7 @@
 
 samplers:   DDIM-50 vs DDPM-1000 on the same EMA model, N samples each (default 2000): wall time and FLD.
             `--shards 2 --shard 0|1` splits the N samples over two 1-thread processes (then `samplers_merge`).
+timing:     both samplers timed back to back on N samples in one process (run on an idle machine).
 guidance:   class-balanced guided samples at several scales: how often the FLD classifier agrees with the label.
 dcgan:      10k samples of the raw and the EMA generator: FLD ratio, precision/recall, class entropy.
 compare:    jobs/compare.py on the VAE, DCGAN and DDPM runs (N=10k each); its table, CSV and figure are copied
@@ -89,6 +90,14 @@ def part_samplers_merge() -> None:
     _save("ddpm_samplers", {"checkpoint": parts[0]["checkpoint"], "n": n, "shards": len(parts),
                             "threads_per_shard": parts[0]["threads"], "samplers": rows, "speedup": speedup,
                             "fld_rel_diff": fld_rel})
+
+
+def part_timing(run: str, n: int) -> None:
+    """Wall time of both samplers on the same n samples in one process, nothing else running: the speed-up."""
+    model, schedule, ckpt = _ddpm(run)
+    seconds = {name: _timed_sample(model, schedule, n, sampler, seed=0)[1] for name, sampler in SAMPLERS.items()}
+    _save("sampler_timing", {"checkpoint": str(ckpt), "n": n, "threads": torch.get_num_threads(),
+                             "seconds": seconds, "speedup": seconds["ddpm-1000"] / seconds["ddim-50"]})
 
 
 def part_guidance(run: str, n: int, scales: list[float]) -> None:
@@ -204,7 +213,7 @@ def part_throughput(reps: int) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "samplers_merge", "guidance", "dcgan", "throughput",
+    parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "samplers_merge", "timing", "guidance", "dcgan", "throughput",
                                                           "compare"])
     parser.add_argument("--shard", type=int, default=0, help="samplers: this process's shard (seed)")
     parser.add_argument("--shards", type=int, default=1, help="samplers: processes sharing the N samples")
@@ -231,6 +240,8 @@ def main(argv=None) -> int:
         part_guidance(args.ddpm, args.n, args.scales)
     if "samplers" in args.only:
         part_samplers(args.ddpm, args.n, args.shard, args.shards)
+    if "timing" in args.only:
+        part_timing(args.ddpm, args.n)
     if "samplers_merge" in args.only:
         part_samplers_merge()
     if "compare" in args.only:

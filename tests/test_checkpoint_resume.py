@@ -9,6 +9,7 @@ from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_trai
 from genlab.core.config import to_dict
 from genlab.core.rundir import read_metrics
 from genlab.core.runtime import LocalRuntime
+from tests.resume_helpers import Crash, CrashAfterFirstCheckpoint
 
 
 def tiny(kind="vae", epochs=2, **kw):
@@ -37,17 +38,6 @@ def test_checkpoint_round_trip(tmp_path):
 def test_load_model_rejects_non_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a genlab checkpoint"):
         load_model(tmp_path)
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfterFirstCheckpoint(LocalRuntime):
-    def report(self, metrics, checkpoint=None):
-        super().report(metrics, checkpoint)
-        if checkpoint is not None:
-            raise Crash("simulated failure after the first checkpoint")
 
 
 @pytest.mark.parametrize("kind,objective", [("vae", "classic"), ("ae", "denoising")])

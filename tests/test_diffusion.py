@@ -5,6 +5,7 @@ import torch
 
 from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_train_state
 from genlab.core.runtime import LocalRuntime
+from tests.resume_helpers import Crash, CrashAfterFirstCheckpoint
 from genlab.diffusion import (DiffusionConfig, NoiseSchedule, SamplerConfig, ScheduleConfig, UNet, UNetConfig,
                               guided_eps, sample)
 from genlab.diffusion.samplers import predict_eps
@@ -189,17 +190,6 @@ def tiny_cfg(**kw):
     return DiffusionConfig(unet=UNetConfig(channels=8, channel_mults=(1, 2), attention_levels=(1,), num_classes=10),
                            schedule=ScheduleConfig(timesteps=50), epochs=2, batch_size=32, eval_images=64,
                            ema_decay=0.9, warmup_steps=3, fld_samples=0, figures=False, progress=False, **kw)
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfterFirstCheckpoint(LocalRuntime):
-    def report(self, metrics, checkpoint=None):
-        super().report(metrics, checkpoint)
-        if checkpoint is not None:
-            raise Crash("simulated failure after the first checkpoint")
 
 
 def test_ddpm_resume_with_ema_equals_uninterrupted_run(tmp_path, tiny_mnist):

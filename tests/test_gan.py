@@ -8,6 +8,7 @@ import torch
 from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_train_state
 from genlab.core.rundir import read_metrics
 from genlab.core.runtime import LocalRuntime
+from tests.resume_helpers import Crash, CrashAfterFirstCheckpoint
 from genlab.gan import GAN, Discriminator, GANConfig, GANTrainConfig, Generator
 from genlab.gan.losses import discriminator_loss, generator_loss
 from genlab.gan.train import train
@@ -70,17 +71,6 @@ def tiny_cfg(**kw):
     return GANTrainConfig(model=GANConfig(g_channels=(16, 8), d_channels=(8, 16), num_classes=10), epochs=2,
                           batch_size=32, ema_decay=0.9, log_every=3, fld_samples=0, figures=False, progress=False,
                           **kw)
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfterFirstCheckpoint(LocalRuntime):
-    def report(self, metrics, checkpoint=None):
-        super().report(metrics, checkpoint)
-        if checkpoint is not None:
-            raise Crash("simulated failure after the first checkpoint")
 
 
 def test_gan_resume_with_ema_equals_uninterrupted_run(tmp_path, tiny_mnist):
