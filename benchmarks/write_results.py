@@ -97,7 +97,7 @@ def chapter2_rows() -> list[str]:
                         f"{tm['speedup']:.1f}x ({tm['seconds']['ddim-50']:.1f} s vs {tm['seconds']['ddpm-1000']:.1f} s, "
                         f"{tm['threads']} threads) | {verdict(tm['speedup'] >= 15)} | {tm['n']} each | "
                         f"`{tm['command']}` |")
-        rows.append(f"| DDIM-50 vs DDPM-1000, the FLD run below (machine shared): wall-time speed-up | "
+        rows.append(f"| DDIM-50 vs DDPM-1000, same model and seeds (machine shared, see notes): wall-time speed-up | "
                     f"{'(reported)' if tm else '>= 15x'} | {smp['speedup']:.1f}x "
                     f"({a['seconds']:.0f} s vs {b['seconds']:.0f} s of sampling, summed over {smp.get('shards', 1)} "
                     f"process(es) of {smp.get('threads_per_shard', '?')} thread(s)) | "
