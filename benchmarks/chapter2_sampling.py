@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from genlab.core.checkpoint import find_latest_checkpoint, load_model, read_checkpoint_config
-from genlab.core.config import from_dict
-from genlab.diffusion import DiffusionConfig, NoiseSchedule, SamplerConfig, UNet, sample
-from genlab.diffusion.evaluate import balanced_labels
+from genlab.core.checkpoint import find_latest_checkpoint, load_model
+from genlab.diffusion import NoiseSchedule, SamplerConfig, UNet, sample
+from genlab.diffusion.evaluate import balanced_labels, load_for_sampling
 from genlab.eval.sample_quality import sample_quality
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,12 +42,6 @@ def _save(name: str, result: dict) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(json.dumps(result, default=float)[:2000])
-
-
-def _ddpm(run: str):
-    ckpt = find_latest_checkpoint(run)
-    cfg = from_dict(DiffusionConfig, read_checkpoint_config(ckpt)["config"])
-    return load_model(ckpt, ema=True), NoiseSchedule(cfg.schedule), ckpt
 
 
 def _timed_sample(model, schedule, n, sampler, **kw):
@@ -64,7 +57,7 @@ SAMPLERS = {"ddim-50": SamplerConfig("ddim", steps=50), "ddpm-1000": SamplerConf
 def part_samplers(run: str, n: int, shard: int = 0, shards: int = 1) -> None:
     """Both samplers on the same model and seeds. With shards > 1 this process does its n / shards samples
     (seed = shard) and stores them; `samplers_merge` then scores all of them together."""
-    model, schedule, ckpt = _ddpm(run)
+    model, schedule, ckpt = load_for_sampling(run)
     out = {"checkpoint": str(ckpt), "threads": torch.get_num_threads(), "images": {}, "seconds": {}}
     for name, sampler in SAMPLERS.items():
         out["images"][name], out["seconds"][name] = _timed_sample(model, schedule, n // shards, sampler, seed=shard)
@@ -94,14 +87,14 @@ def part_samplers_merge() -> None:
 
 def part_timing(run: str, n: int) -> None:
     """Wall time of both samplers on the same n samples in one process, nothing else running: the speed-up."""
-    model, schedule, ckpt = _ddpm(run)
+    model, schedule, ckpt = load_for_sampling(run)
     seconds = {name: _timed_sample(model, schedule, n, sampler, seed=0)[1] for name, sampler in SAMPLERS.items()}
     _save("sampler_timing", {"checkpoint": str(ckpt), "n": n, "threads": torch.get_num_threads(),
                              "seconds": seconds, "speedup": seconds["ddpm-1000"] / seconds["ddim-50"]})
 
 
 def part_guidance(run: str, n: int, scales: list[float]) -> None:
-    model, schedule, ckpt = _ddpm(run)
+    model, schedule, ckpt = load_for_sampling(run)
     labels = balanced_labels(n)
     rows = {}
     for w in scales:

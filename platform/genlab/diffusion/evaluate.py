@@ -12,6 +12,19 @@ from genlab.diffusion.schedule import NoiseSchedule
 from genlab.eval.sample_quality import sample_quality
 
 
+def load_for_sampling(path, device="cpu") -> tuple:
+    """A run or checkpoint directory -> (EMA eps-model, its noise schedule, the checkpoint path)."""
+    from genlab.core.checkpoint import find_latest_checkpoint, load_model, read_checkpoint_config
+    from genlab.core.config import from_dict
+    from genlab.diffusion.config import DiffusionConfig
+
+    ckpt = find_latest_checkpoint(path)
+    if ckpt is None:
+        raise FileNotFoundError(f"{path}: no genlab checkpoint found (pass a run directory or a checkpoint)")
+    cfg = from_dict(DiffusionConfig, read_checkpoint_config(ckpt)["config"])
+    return load_model(ckpt, ema=True, device=device), NoiseSchedule(cfg.schedule), ckpt
+
+
 def balanced_labels(n: int, num_classes: int = 10) -> torch.Tensor:
     return torch.arange(n) % num_classes
 

@@ -11,13 +11,14 @@ from genlab.core.plotting import plot_curves, save_image_grid, save_rows
 from genlab.core.rundir import read_metrics
 from genlab.diffusion.samplers import SamplerConfig, sample
 from genlab.diffusion.schedule import NoiseSchedule
+from genlab.eval.reconstruction import to_signed
 
 STRIP_TIMESTEPS = (0, 50, 100, 200, 300, 500, 700, 999)
 
 
 def forward_strip(schedule: NoiseSchedule, images: torch.Tensor, path: Path, seed: int = 0) -> Path:
     """Rows of q(x_t | x_0) for a few test images at increasing t."""
-    x0 = images.float().div(127.5).sub(1).unsqueeze(1)
+    x0 = to_signed(images)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
     ts = [t for t in STRIP_TIMESTEPS if t < schedule.T]
     cols = [schedule.q_sample(x0, torch.full((len(x0),), t), noise) for t in ts]

@@ -14,6 +14,7 @@ from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoi
 from genlab.core.config import to_dict
 from genlab.core.runtime import Runtime
 from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.eval.reconstruction import to_signed
 from genlab.diffusion.config import DiffusionConfig
 from genlab.diffusion.schedule import NoiseSchedule
 from genlab.diffusion.unet import UNet
@@ -21,11 +22,6 @@ from genlab.diffusion.unet import UNet
 log = logging.getLogger(__name__)
 FAMILY = "diffusion"
 EVAL_SEED = 4321
-
-
-def to_model_space(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [-1, 1]."""
-    return images.float().div(127.5).sub(1).unsqueeze(1)
 
 
 def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor | None,
@@ -84,7 +80,7 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
             images, labels = next(batches)
             wait += time.perf_counter() - tw
             # ALGO LOGIC: one DDPM step: random t, noise the batch, regress the noise
-            x0 = to_model_space(images)
+            x0 = to_signed(images)
             y = drop_labels(labels, cfg.label_dropout, cfg.unet.num_classes) if cfg.conditional else None
             with rt.autocast():
                 loss = diffusion_loss(model, schedule, x0, y)
@@ -138,7 +134,7 @@ def held_out_loss(model, schedule: NoiseSchedule, test, cfg: DiffusionConfig, de
     images, labels = test[0][:cfg.eval_images], test[1][:cfg.eval_images]
     total = 0.0
     for s in range(0, len(images), 500):
-        x0 = to_model_space(images[s:s + 500]).to(device)
+        x0 = to_signed(images[s:s + 500]).to(device)
         y = labels[s:s + 500].to(device) if cfg.conditional else None
         total += float(diffusion_loss(model, schedule, x0, y, generator=gen)) * len(x0)
     return total / len(images)

@@ -8,7 +8,6 @@ speed, training wall time (the sum of the run's epoch times) and parameter count
 from __future__ import annotations
 
 import csv
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +64,10 @@ def load_generator(path: str | Path, ddim_steps: int = 50, device: str = "cpu") 
         return Generator("DCGAN" + (" (EMA G)" if (ckpt / "ema.safetensors").exists() else ""), "one G pass",
                          lambda n, s: gan.generate(n, labels=labels(n), seed=s), _count(gan.generator), wall)
     if family == "diffusion":
-        from genlab.diffusion import NoiseSchedule, SamplerConfig, sample
-        from genlab.diffusion.config import DiffusionConfig
-        from genlab.core.config import from_dict
+        from genlab.diffusion import SamplerConfig, sample
+        from genlab.diffusion.evaluate import load_for_sampling
 
-        unet = load_model(ckpt, ema=True, device=device)
-        schedule = NoiseSchedule(from_dict(DiffusionConfig, read_checkpoint_config(ckpt)["config"]).schedule)
+        unet, schedule, _ = load_for_sampling(ckpt, device)
         sampler = SamplerConfig("ddim", steps=ddim_steps)
         return Generator("DDPM (EMA)", f"ddim-{ddim_steps}, unconditional",
                          lambda n, s: sample(unet, schedule, n, sampler, seed=s, device=device)[0],
@@ -140,6 +137,3 @@ def comparison_figure(rows: list[dict], grids: dict[str, torch.Tensor], path: Pa
         ax.set_yticks([])
     return _save(fig, path)
 
-
-def entropy_ok(row: dict, bar: float = 0.98) -> bool:
-    return row["class_entropy_frac"] >= bar and math.isfinite(row["fld"])

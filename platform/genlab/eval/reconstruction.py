@@ -42,6 +42,12 @@ def reconstruction_metrics(reconstruct: Callable[[torch.Tensor], torch.Tensor], 
     return out
 
 
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [-1, 1] (the tanh / diffusion range)."""
+    x = images.float().div(127.5).sub(1) if images.dtype == torch.uint8 else images.float().mul(2).sub(1)
+    return x.unsqueeze(1) if x.dim() == 3 else x
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [0, 1]; float input passes through with a channel dim."""
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()

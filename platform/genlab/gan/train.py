@@ -15,6 +15,7 @@ from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoi
 from genlab.core.config import to_dict
 from genlab.core.runtime import Runtime
 from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.eval.reconstruction import to_signed
 from genlab.gan.config import GANTrainConfig
 from genlab.gan.losses import discriminator_loss, generator_loss
 from genlab.gan.models import GAN
@@ -23,11 +24,6 @@ log = logging.getLogger(__name__)
 FAMILY = "gan"
 GRID_SEED = 777
 DIAGNOSTICS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
-
-
-def to_model_space(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 28, 28) -> float (B, 1, 28, 28) in [-1, 1] (the generator's tanh range)."""
-    return images.float().div(127.5).sub(1).unsqueeze(1)
 
 
 def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
@@ -69,7 +65,7 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
             tw = time.perf_counter()
             images, labels = next(batches)
             wait += time.perf_counter() - tw
-            x = to_model_space(images)
+            x = to_signed(images)
             y = labels if cfg.model.num_classes else None
             # ALGO LOGIC: one D step on real + detached fake, then one G step through the updated D
             with rt.autocast():
