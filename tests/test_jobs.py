@@ -57,6 +57,32 @@ def test_gan_and_ddpm_jobs_smoke_then_compare(tmp_path):
     assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
 
 
+@pytest.mark.ray
+def test_rl_job_smoke_all_four_agents_as_tune_trials(tmp_path):
+    stdout = run_job("jobs/rl.py", "--smoke-test", "--storage", str(tmp_path))
+    run_dir = next(tmp_path.glob("rl-CartPole-v1__0__*"))
+    table = (run_dir / "table.md").read_text()
+    for agent in ("dqn", "reinforce", "rllib_dqn", "rllib_ppo"):
+        assert f"| {agent} | CartPole-v1 | 1 |" in table
+        assert {"learning_curve.png", "episode.gif", "summary.json"} <= {
+            p.name for p in (run_dir / agent / "seed_0").iterdir()}
+    assert (run_dir / "curves.png").exists() and "run directory:" in stdout
+    from genlab.distributed.rllib import load_rllib_policy
+    from genlab.eval.rl import evaluate_policy
+
+    policy = load_rllib_policy(run_dir / "rllib_dqn" / "seed_0" / "agent")  # RLlib checkpoint -> our evaluator
+    assert evaluate_policy(policy, "CartPole-v1", episodes=2).returns.shape == (2,)
+
+
+def test_rl_job_rejects_bad_input_before_starting_ray():
+    for args, message in ((["--env-id", "Pendulum-v1"], "Discrete action"), (["--seeds", "0"], "--seeds must be"),
+                          (["--agents", "ppo"], "invalid choice")):
+        out = subprocess.run([sys.executable, "jobs/rl.py", *args], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode != 0 and message in out.stderr, (args, out.stderr[-2000:])
+        assert "Started a local Ray instance" not in out.stderr
+
+
 def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
     out = subprocess.run([sys.executable, "jobs/compare.py"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode != 0 and "nothing to compare" in out.stderr
@@ -69,6 +95,8 @@ def test_help_documents_fields():
     for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py"]:
         out = subprocess.run([sys.executable, job, "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
         assert "--smoke-test" in out.stdout and "--ray.num-workers" in out.stdout
+    out = subprocess.run([sys.executable, "jobs/rl.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "--as-test" in out.stdout and "--dqn.double-dqn" in out.stdout and "--rllib-ppo.lr" in out.stdout
 
 
 def test_bad_input_is_a_clear_error():

@@ -80,19 +80,23 @@ def test_ray_job_submit_to_local_head(tmp_path):
                     "--dashboard-host=127.0.0.1", "--num-cpus=2", "--object-store-memory=268435456",
                     f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                    env=env, check=True, capture_output=True, timeout=180)
+    def submit(*args):
+        out = subprocess.run([ray_bin, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
+                              str(ROOT), "--", "python", *args], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, args[0] + out.stdout[-3000:] + out.stderr[-3000:]
+        assert "succeeded" in out.stdout and "run directory:" in out.stdout
+
     try:
         for job, run_glob, figure in (("jobs/ae.py", "ae-mlp-classic__0__*", "reconstructions.png"),
                                       ("jobs/gan.py", "dcgan__0__*", "samples.png"),
                                       ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
-            out = subprocess.run(
-                [ray_bin, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir", str(ROOT), "--",
-                 "python", job, "--smoke-test", "--ray.storage", str(tmp_path)],
-                env=env, capture_output=True, text=True, timeout=600)
-            assert out.returncode == 0, job + out.stdout[-3000:] + out.stderr[-3000:]
-            assert "succeeded" in out.stdout and "run directory:" in out.stdout
+            submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
             run_dirs = list(tmp_path.glob(run_glob))
             assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
             assert find_latest_checkpoint(run_dirs[0]) is not None
+        submit("jobs/rl.py", "--smoke-test", "--agents", "dqn", "rllib_ppo", "--storage", str(tmp_path))
+        rl_dir = next(tmp_path.glob("rl-CartPole-v1__0__*"))
+        assert (rl_dir / "curves.png").exists() and (rl_dir / "rllib_ppo" / "seed_0" / "agent").is_dir()
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -1,0 +1,71 @@
+"""The multi-seed report: one table (markdown + CSV) and one figure with every agent's curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from genlab.core.config import save_json
+from genlab.rl.figures import seed_curves
+
+COLUMNS = ["agent", "env", "seeds", "budget (env steps)", "reached threshold", "env steps to threshold (mean; max)",
+           "train s to threshold (mean)", "final greedy return (mean +- std over seeds)",
+           "RLlib metric >= stop_return (steps, mean)"]
+
+
+def _fmt(values: list[float], digits: int = 0) -> str:
+    return f"{np.mean(values):,.{digits}f}" if values else "-"
+
+
+def table_rows(summaries: list[dict], budgets: dict[str, int]) -> list[dict]:
+    rows = []
+    for agent in dict.fromkeys(s["algo"] for s in summaries):
+        runs = [s for s in summaries if s["algo"] == agent]
+        reached = [s for s in runs if s["reached_step"] is not None and s["reached_step"] <= budgets[agent]]
+        steps = [s["reached_step"] for s in reached]
+        final = [s["final_greedy_return_mean"] for s in runs]
+        rllib = [s.get("rllib_reached_step") for s in runs if "rllib_reached_step" in s]
+        rllib_ok = [r for r in rllib if r is not None]
+        rows.append({
+            COLUMNS[0]: agent, COLUMNS[1]: runs[0]["env_id"], COLUMNS[2]: len(runs),
+            COLUMNS[3]: budgets[agent],
+            COLUMNS[4]: f"{len(reached)}/{len(runs)} (>= {runs[0]['threshold']:g}, greedy, "
+                        f"{runs[0].get('eval_episodes', 100)} episodes)",
+            COLUMNS[5]: f"{_fmt(steps)}; {max(steps):,}" if steps else "-",
+            COLUMNS[6]: _fmt([s["reached_train_seconds"] for s in reached], 1),
+            COLUMNS[7]: f"{np.mean(final):.1f} +- {np.std(final):.1f}",
+            COLUMNS[8]: (f"{len(rllib_ok)}/{len(rllib)}; {_fmt(rllib_ok)}" if rllib else "n/a"),
+        })
+    return rows
+
+
+def write_report(summaries: list[dict], budgets: dict[str, int], run_dir: str | Path) -> dict[str, Path]:
+    """table.md, table.csv, summaries.json and curves.png (mean +- std over seeds, x = env steps)."""
+    run_dir = Path(run_dir)
+    rows = table_rows(summaries, budgets)
+    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    md += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    (run_dir / "table.md").write_text("\n".join(md) + "\n")
+    with open(run_dir / "table.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    save_json({"summaries": summaries, "budgets": budgets}, run_dir / "summaries.json")
+    curves: dict[str, list[dict]] = {}
+    for s in summaries:
+        curves.setdefault(s["algo"], []).append(s["curve"])
+    env = summaries[0]["env_id"]
+    seed_curves(curves, summaries[0]["threshold"], run_dir / "curves.png", f"{env}: every agent, mean +- std over seeds")
+    return {"table": run_dir / "table.md", "csv": run_dir / "table.csv", "figure": run_dir / "curves.png"}
+
+
+def missed_bars(summaries: list[dict], budgets: dict[str, int]) -> list[str]:
+    """--as-test: an own agent must reach the greedy threshold, an RLlib agent RLlib's own bar, within budget."""
+    missed = []
+    for s in summaries:
+        key = "rllib_reached_step" if s["algo"].startswith("rllib") else "reached_step"
+        if s.get(key) is None or s[key] > budgets[s["algo"]]:
+            missed.append(f"{s['algo']} seed {s['seed']}: {key} = {s.get(key)} (budget {budgets[s['algo']]:,})")
+    return missed
