@@ -25,16 +25,17 @@ from genlab.rl import DQNConfig, ReinforceConfig  # noqa: E402
 from genlab.core.config import load_json  # noqa: E402
 
 
-def all_agents(env_id: str) -> dict:
-    return {"dqn": DQNConfig(env_id=env_id), "reinforce": ReinforceConfig(env_id=env_id),
-            "rllib_dqn": RLlibDQNConfig(env_id=env_id), "rllib_ppo": RLlibPPOConfig(env_id=env_id)}
-
-
 PRESETS = {  # name: (configs, seeds, max concurrent trials, command line of the equivalent job)
-    "cartpole": (lambda: all_agents("CartPole-v1"), 5, 2, "python jobs/rl.py --seeds 5"),
+    "cartpole": (lambda: {"dqn": DQNConfig(), "reinforce": ReinforceConfig(), "rllib_dqn": RLlibDQNConfig(),
+                          "rllib_ppo": RLlibPPOConfig()}, 5, 2, "python jobs/rl.py --seeds 5"),
     "side_by_side": (lambda: {"dqn": DQNConfig(), "rllib_dqn": RLlibDQNConfig()}, 3, 1,
                      "python jobs/rl.py --agents dqn rllib_dqn --seeds 3 --max-concurrent 1"),
-    "acrobot": (lambda: all_agents("Acrobot-v1"), 3, 2, "python jobs/rl.py --env-id Acrobot-v1 --seeds 3"),
+    "acrobot": (lambda: {"dqn": DQNConfig(env_id="Acrobot-v1", total_env_steps=100_000),
+                         "reinforce": ReinforceConfig(env_id="Acrobot-v1"),
+                         "rllib_dqn": RLlibDQNConfig(env_id="Acrobot-v1", total_env_steps=100_000),
+                         "rllib_ppo": RLlibPPOConfig(env_id="Acrobot-v1")}, 3, 2,
+                "python jobs/rl.py --env-id Acrobot-v1 --seeds 3 --dqn.total-env-steps 100000 "
+                "--rllib-dqn.total-env-steps 100000"),
 }
 
 

@@ -42,3 +42,22 @@ def test_fld_classifier_reaches_99_percent(mnist):
     _, accuracy = train_classifier(*mnist, epochs=3)
     assert accuracy >= 0.99
 
+
+
+def _rl_as_test(*args):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "jobs/rl.py", "--as-test", "--storage", "/tmp/genlab-slow-rl", *args],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def test_own_dqn_and_reinforce_reach_475_within_their_budgets():
+    """RLlib-style --as-test: DQN within 50k env steps, REINFORCE within 300k, 2 seeds each (~1.5 min)."""
+    _rl_as_test("--agents", "dqn", "reinforce", "--seeds", "2")
+
+
+def test_rllib_ppo_reaches_450_within_200k_steps():
+    _rl_as_test("--agents", "rllib_ppo", "--seeds", "1")

@@ -203,3 +203,33 @@ def test_curve_on_grid_uses_last_value_and_does_not_extrapolate():
 
 def test_gym_spec_thresholds_are_what_the_bars_assume():
     assert gym.spec("CartPole-v1").reward_threshold == 475.0 and gym.spec("CartPole-v1").max_episode_steps == 500
+
+
+def _summary(algo, seed, reached, final, rllib=None):
+    s = {"algo": algo, "env_id": "CartPole-v1", "seed": seed, "threshold": 475.0, "eval_episodes": 100,
+         "reached_step": reached, "reached_train_seconds": None if reached is None else reached / 1000,
+         "final_greedy_return_mean": final, "curve": {"steps": [1000, 2000], "return": [20.0, None]}}
+    if algo.startswith("rllib"):
+        s["rllib_reached_step"] = rllib
+    return s
+
+
+def test_report_table_counts_runs_within_budget_and_as_test_names_misses(tmp_path):
+    from genlab.rl.report import COLUMNS, missed_bars, table_rows, write_report
+
+    summaries = [_summary("dqn", 0, 7500, 500.0), _summary("dqn", 1, 60_000, 480.0),
+                 _summary("rllib_ppo", 0, 36_000, 500.0, rllib=84_000)]
+    budgets = {"dqn": 50_000, "rllib_ppo": 200_000}
+    rows = table_rows(summaries, budgets)
+    assert rows[0][COLUMNS[4]].startswith("1/2") and rows[0][COLUMNS[5]] == "7,500; 7,500"
+    assert rows[1][COLUMNS[8]] == "1/1; 84,000"
+    assert missed_bars(summaries, budgets) == ["dqn seed 1: reached_step = 60000 (budget 50,000)"]
+    paths = write_report(summaries, budgets, tmp_path)
+    assert paths["figure"].exists() and "| dqn | CartPole-v1 | 2 |" in paths["table"].read_text()
+
+
+def test_rllib_bar_defaults():
+    from genlab.distributed.rllib import RLlibDQNConfig, RLlibPPOConfig, rllib_bar
+
+    assert rllib_bar(RLlibDQNConfig()) == 450.0 and rllib_bar(RLlibPPOConfig(env_id="Acrobot-v1")) == -100.0
+    assert rllib_bar(RLlibPPOConfig(stop_return=300)) == 300.0

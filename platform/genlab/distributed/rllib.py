@@ -16,6 +16,7 @@ import torch
 
 from genlab.eval.rl import Policy
 from genlab.rl.config import EvalConfig
+from genlab.rl.envs import reward_threshold
 from genlab.rl.results import RunRecorder
 
 
@@ -36,8 +37,9 @@ class RLlibDQNConfig:
     epsilon_final: float = 0.02
     hidden: tuple[int, ...] = (256,)
     head_hidden: tuple[int, ...] = (256,)
-    stop_return: float = 450.0
-    """RLlib's own bar on its training metric `env_runners/episode_return_mean` (100-episode mean)."""
+    stop_return: float | None = None
+    """Bar on RLlib's own training metric `env_runners/episode_return_mean` (100-episode mean); None = RLlib's
+    tuned-example bar where there is one (CartPole-v1: 450), else the environment's reward_threshold."""
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(stop_when_reached=True))
     """Stops by default once both bars are passed (the slowest learner here, ~2.5 ms per env step on 2 CPUs;
     RLlib's tuned example stops at its bar too)."""
@@ -58,10 +60,20 @@ class RLlibPPOConfig:
     minibatch_size: int = 128
     hidden: tuple[int, ...] = (32,)
     activation: str = "linear"
-    stop_return: float = 450.0
-    """RLlib's own bar on its training metric `env_runners/episode_return_mean` (100-episode mean)."""
+    stop_return: float | None = None
+    """Bar on RLlib's own training metric `env_runners/episode_return_mean` (100-episode mean); None = RLlib's
+    tuned-example bar where there is one (CartPole-v1: 450), else the environment's reward_threshold."""
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(every_steps=4000))
     num_env_runners: int = 0
+
+
+RLLIB_BARS = {"CartPole-v1": 450.0}  # rllib/tuned_examples/{dqn,ppo}/cartpole_*.py: default_reward
+
+
+def rllib_bar(cfg: RLlibDQNConfig | RLlibPPOConfig) -> float:
+    if cfg.stop_return is not None:
+        return float(cfg.stop_return)
+    return RLLIB_BARS.get(cfg.env_id) or reward_threshold(cfg.env_id, None)
 
 
 def algorithm_config(cfg: RLlibDQNConfig | RLlibPPOConfig):
@@ -125,6 +137,7 @@ def train_rllib(cfg: RLlibDQNConfig | RLlibPPOConfig, run_dir: str | Path | None
     algo = algorithm_config(cfg).build_algo()
     rec = RunRecorder(name, cfg, run_dir, report, policy=lambda greedy: module_policy(algo.get_module(), greedy),
                       save=lambda path: algo.save_to_path(str(Path(path).resolve())), stochastic=name == "rllib_ppo")
+    bar = rllib_bar(cfg)
     rllib_reached, step = {"rllib_reached_step": None, "rllib_reached_train_seconds": None}, 0
     while step < cfg.total_env_steps and not (rec.tracker.done() and rllib_reached["rllib_reached_step"]):
         result = algo.train()
@@ -133,11 +146,11 @@ def train_rllib(cfg: RLlibDQNConfig | RLlibPPOConfig, run_dir: str | Path | None
         if ret is None or np.isnan(ret):
             continue
         rec.curve_point(step, ret)
-        if ret >= cfg.stop_return and rllib_reached["rllib_reached_step"] is None:
+        if ret >= bar and rllib_reached["rllib_reached_step"] is None:
             rllib_reached = {"rllib_reached_step": step, "rllib_reached_train_seconds": rec.tracker.train_seconds()}
         if rec.tracker.due(step):
             rec.evaluate(step, {"rllib/episode_return_mean": ret})
-    summary = rec.finish(step, extra={"stop_return": cfg.stop_return, **rllib_reached})
+    summary = rec.finish(step, extra={"stop_return": bar, **rllib_reached})
     algo.stop()
     return summary
 
