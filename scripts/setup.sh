@@ -23,12 +23,16 @@ if [ "$(cat .venv/.genlab-stamp 2>/dev/null)" != "$STAMP" ]; then
   echo "$STAMP" > .venv/.genlab-stamp
 fi
 
-# Offline Fashion-MNIST (Debian package); harmless to skip where apt-get is missing.
-if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+# Offline Fashion-MNIST and the Noto fonts the few-shot glyph set is rendered from (Debian packages); harmless
+# to skip where apt-get is missing.
+DEBS=""
+[ -d /usr/share/datasets/fashion-mnist ] || DEBS="$DEBS dataset-fashion-mnist"
+[ -d /usr/share/fonts/truetype/noto ] || DEBS="$DEBS fonts-noto-core"
+if [ -n "$DEBS" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  echo ">> installing Debian's dataset-fashion-mnist"
-  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-    || echo "!! could not install dataset-fashion-mnist; Fashion-MNIST will need a download" >&2
+  echo ">> installing Debian's$DEBS"
+  ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq $DEBS >/dev/null) \
+    || echo "!! could not install$DEBS; Fashion-MNIST would need a download, the glyph set the fonts" >&2
 fi
 
 # Ray stays on loopback, quiet and offline unless the user already chose otherwise (see README).

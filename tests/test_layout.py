@@ -22,6 +22,8 @@ def test_families_do_not_import_ray():
             "genlab.eval.fld, genlab.eval.fld_reference, genlab.eval.likelihood, genlab.data, genlab.core.runtime, "
             "genlab.gan.train, genlab.gan.figures, genlab.gan.evaluate, genlab.diffusion.train, "
             "genlab.diffusion.figures, genlab.diffusion.evaluate, genlab.eval.compare, genlab.eval.sample_quality, "
-            "genlab.rl, genlab.rl.dqn, genlab.rl.reinforce, genlab.rl.figures, genlab.rl.report, genlab.eval.rl; "
+            "genlab.rl, genlab.rl.dqn, genlab.rl.reinforce, genlab.rl.figures, genlab.rl.report, genlab.eval.rl, "
+            "genlab.meta, genlab.meta.train, genlab.meta.data, genlab.data.glyphs, genlab.data.omniglot, "
+            "genlab.eval.fewshot; "
             "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

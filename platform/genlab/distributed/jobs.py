@@ -38,7 +38,7 @@ def summary(run_dir: Path, metrics: dict) -> str:
     """A short human summary of the evaluation metrics and where the results went."""
     lines = [f"run directory: {run_dir}"]
     lines += [f"  {k} = {v:.5g}" if isinstance(v, float) else f"  {k} = {v}"
-              for k, v in sorted(metrics.items()) if k.startswith("eval/")]
+              for k, v in sorted(metrics.items()) if k.startswith(("eval/", "test/", "val/"))]
     figures = sorted(p.name for p in Path(run_dir).glob("*.png"))
     if figures:
         lines.append(f"  figures: {', '.join(figures)}")

@@ -57,18 +57,21 @@ def _worker_loop(loop_config: dict) -> None:
     cfg = from_dict(_resolve(loop_config["config_cls"]), loop_config["config"])
     rt = RayTrainRuntime(loop_config["run_dir"], data_backend=loop_config["data_backend"],
                          shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed)
-    test = read_shards(loop_config["shard_dirs"]["test"]) if rt.is_main else None
+    has_test = "test" in loop_config["shard_dirs"]
+    test = read_shards(loop_config["shard_dirs"]["test"]) if rt.is_main and has_test else None
     _resolve(loop_config["loop"])(cfg, rt, test)
 
 
-def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> dict:
-    """Train `config` with the loop at `loop` ('module:function'); returns the final metrics of the run."""
-    shard_dirs = {split: str(ensure_shards(dataset, split)) for split in ("train", "test")}
+def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | None) -> dict:
+    """Train `config` with the loop at `loop` ('module:function'); returns the final metrics of the run.
+    `dataset=None`: the loop reads its own data (episodic meta-learning), no image shards are streamed."""
+    splits = ("train", "test") if dataset else ()
+    shard_dirs = {split: str(ensure_shards(dataset, split)) for split in splits}
     config_cls = f"{type(config).__module__}:{type(config).__name__}"
     if ray_cfg.num_workers == 0:
-        train, test = read_shards(shard_dirs["train"]), read_shards(shard_dirs["test"])
-        rt = LocalRuntime(run_dir, {"train": train}, seed=config.seed, keep=ray_cfg.keep_checkpoints,
-                          device="cuda" if ray_cfg.use_gpu else "cpu", resume_from=ray_cfg.resume or None)
+        train, test = (read_shards(shard_dirs["train"]), read_shards(shard_dirs["test"])) if dataset else (None, None)
+        rt = LocalRuntime(run_dir, {"train": train} if dataset else {}, seed=config.seed,
+                          keep=ray_cfg.keep_checkpoints, device="cuda" if ray_cfg.use_gpu else "cpu", resume_from=ray_cfg.resume or None)
         _resolve(loop)(config, rt, test)
         return final_metrics(run_dir)
 
@@ -78,7 +81,7 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str) -> d
 
     sizes = {split: _count_rows(d) for split, d in shard_dirs.items()}
     datasets = None
-    if ray_cfg.data_backend == "ray":
+    if ray_cfg.data_backend == "ray" and dataset:
         # Read once, before the workers take their CPUs: on a small machine the workers hold every CPU, and
         # streaming read tasks scheduled during training would wait forever. The blocks then sit in the object
         # store and each worker streams its shard of them.

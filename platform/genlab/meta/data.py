@@ -1,0 +1,44 @@
+"""The meta-train / meta-val / meta-test splits of each benchmark (classes of a test split are never trained on)."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.data.fewshot import FewShotSet, split_groups
+from genlab.meta.config import FewShotDataConfig
+
+OMNIGLOT_CROSS_TEST = ("Japanese_(katakana)", "Sanskrit", "Tagalog")  # in small2, not in small1
+
+
+def concat(*sets: FewShotSet) -> FewShotSet:
+    offsets = torch.cumsum(torch.tensor([0] + [s.num_classes for s in sets[:-1]]), 0)
+    return FewShotSet(torch.cat([s.images for s in sets]), torch.cat([s.labels + o for s, o in zip(sets, offsets)]),
+                      [n for s in sets for n in s.class_names], [g for s in sets for g in s.class_groups])
+
+
+def split_by_class(data: FewShotSet, fractions=(0.7, 0.1, 0.2)) -> dict[str, FewShotSet]:
+    groups = split_groups(data.class_names, fractions)
+    return {k: data.subset_groups(v) for k, v in groups.items()}  # folder sets: group == class name
+
+
+def load_splits(cfg: FewShotDataConfig) -> dict[str, FewShotSet]:
+    from genlab.data.glyphs import GlyphConfig, load_glyphs
+
+    if cfg.benchmark == "folder":
+        from genlab.data.folder import load_folder
+
+        return split_by_class(load_folder(cfg.folder, cfg.size))
+    glyphs = load_glyphs(GlyphConfig(size=cfg.size, instances=cfg.glyph_instances,
+                                     max_per_script=cfg.glyph_max_per_script, max_scripts=cfg.glyph_max_scripts))
+    scripts = split_groups(glyphs.groups)
+    splits = {k: glyphs.subset_groups(v) for k, v in scripts.items()}
+    if cfg.benchmark == "glyphs":
+        return splits
+    if cfg.benchmark == "omniglot_cross":
+        from genlab.data.omniglot import load_omniglot
+
+        small1 = load_omniglot("images_background_small1", size=cfg.size)
+        small2 = load_omniglot("images_background_small2", size=cfg.size)
+        return {"train": concat(splits["train"], splits["test"], small1), "val": splits["val"],
+                "test": small2.subset_groups(OMNIGLOT_CROSS_TEST)}
+    raise ValueError(f"unknown benchmark {cfg.benchmark!r}")

@@ -1,0 +1,190 @@
+"""Chapter 5.6 unit tests: episodic sampler, ProtoNet logits, MAML gradients against a hand-unrolled reference
+(second and first order), the 95% CI, data sources. Seconds in all."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from genlab.data.episodes import EpisodeSampler
+from genlab.data.fewshot import FewShotSet, split_groups
+from genlab.eval.fewshot import mean_ci95
+from genlab.meta.encoders import Conv4
+from genlab.meta.maml import MAML
+from genlab.meta.protonet import ProtoNet, prototypes, squared_distances
+
+
+def toy_set(classes=12, per_class=20, groups=4):
+    """Each image is filled with a unique id: (class * 100 + instance) -> overlaps are detectable."""
+    ids = torch.arange(classes * per_class)
+    images = (ids % 256).to(torch.uint8)[:, None, None].expand(-1, 8, 8).clone()
+    labels = ids // per_class
+    return FewShotSet(images, labels, [f"c{i}" for i in range(classes)], [f"g{i % groups}" for i in range(classes)])
+
+
+# -- episodes -------------------------------------------------------------------------------------------------
+def test_episode_has_the_right_counts_and_no_support_query_overlap():
+    sampler = EpisodeSampler(toy_set(), n_way=5, k_shot=3, n_query=4)
+    ep = sampler.sample(torch.Generator().manual_seed(0))
+    assert ep.support.shape == (15, 1, 8, 8) and ep.query.shape == (20, 1, 8, 8)
+    assert ep.support_labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
+    assert torch.bincount(ep.query_labels).tolist() == [4] * 5
+    assert len({c for c, _ in ep.classes}) == 5
+    for k in range(5):  # the same class in support and query, never the same image
+        s = set((ep.support[ep.support_labels == k, 0, 0, 0] * 255).round().int().tolist())
+        q = set((ep.query[ep.query_labels == k, 0, 0, 0] * 255).round().int().tolist())
+        assert len(s) == 3 and len(q) == 4 and not s & q
+        assert len({v // 20 for v in s | q}) == 1  # all from one class (ids are class * 20 + instance)
+
+
+def test_rotations_make_new_classes_and_errors_are_clear():
+    data = toy_set(classes=3)
+    with pytest.raises(ValueError, match="5-way episodes need 5 classes"):
+        EpisodeSampler(data, n_way=5)
+    sampler = EpisodeSampler(data, n_way=5, k_shot=1, n_query=2, rotations=True)
+    assert sampler.num_classes == 12
+    img = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    img[0, 0, 1] = 255
+    rot = FewShotSet(img.expand(3, -1, -1).clone(), torch.zeros(3, dtype=torch.int64), ["a"], ["g"])
+    eps = [EpisodeSampler(rot, 4, 1, 1, rotations=True).sample(torch.Generator().manual_seed(s)) for s in range(3)]
+    views = {tuple(ep.support[i, 0].flatten().tolist()) for ep in eps for i in range(4)}
+    assert len(views) == 4  # the four quarter turns are four different classes
+    with pytest.raises(ValueError, match=">= 1"):
+        EpisodeSampler(data, n_way=2, k_shot=0)
+
+
+def test_split_by_group_is_disjoint_and_stable():
+    groups = [f"script{i}" for i in range(30)]
+    a = split_groups(groups)
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(groups) and len(a["test"]) == 6
+    b = split_groups(groups + ["newscript"])
+    assert set(a["test"]) <= set(b["test"]) | set(b["val"]) | set(b["train"])
+    assert set(b["test"]) - {"newscript"} == set(a["test"]) or len(set(b["test"]) ^ set(a["test"])) <= 2
+    data = toy_set()
+    sub = data.subset_groups(["g1"])
+    assert sub.num_classes == 3 and sub.labels.max() == 2 and set(sub.class_groups) == {"g1"}
+
+
+# -- ProtoNets --------------------------------------------------------------------------------------------------
+def test_protonet_logits_are_negative_squared_distances_to_class_means():
+    torch.manual_seed(0)
+    net = ProtoNet(nn.Flatten())
+    support, labels = torch.randn(6, 1, 2, 2), torch.tensor([0, 0, 1, 1, 2, 2])
+    query = torch.randn(4, 1, 2, 2)
+    logits = net(support, labels, query, 3)
+    s, q = support.flatten(1), query.flatten(1)
+    protos = torch.stack([s[labels == k].mean(0) for k in range(3)])
+    expected = -torch.stack([((q - p) ** 2).sum(1) for p in protos], 1)
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(squared_distances(q, protos), torch.cdist(q, protos) ** 2, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="support example"):
+        prototypes(s[:2], torch.tensor([0, 0]), 2)
+
+
+def test_conv4_shapes():
+    assert Conv4()(torch.zeros(3, 1, 28, 28)).shape == (3, 64)
+    assert Conv4(n_classes=5, running_stats=False)(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+
+
+# -- MAML --------------------------------------------------------------------------------------------------------
+def _reference_maml_grads(net: nn.Sequential, xs, ys, xq, yq, lr, steps, first_order):
+    """Hand-unrolled MAML on Linear-Tanh-Linear: explicit forward, explicit SGD steps."""
+    w1, b1, w2, b2 = [p.detach().clone().requires_grad_(True) for p in net.parameters()]
+    fwd = lambda p, x: torch.tanh(x @ p[0].T + p[1]) @ p[2].T + p[3]  # noqa: E731
+    params = [w1, b1, w2, b2]
+    for _ in range(steps):
+        grads = torch.autograd.grad(F.cross_entropy(fwd(params, xs), ys), params, create_graph=not first_order)
+        params = [p - lr * g for p, g in zip(params, grads)]
+    outer = F.cross_entropy(fwd(params, xq), yq)
+    return torch.autograd.grad(outer, [w1, b1, w2, b2])
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_maml_gradients_match_a_hand_unrolled_two_step_reference(first_order):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    xs, ys, xq, yq = torch.randn(6, 3), torch.tensor([0, 1] * 3), torch.randn(8, 3), torch.tensor([1, 0] * 4)
+    maml = MAML(net, inner_lr=0.5, inner_steps=2, first_order=first_order)
+    loss, _ = maml.episode_loss(xs, ys, xq, yq)
+    loss.backward()
+    expected = _reference_maml_grads(net, xs, ys, xq, yq, 0.5, 2, first_order)
+    for p, g in zip(net.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+    if not first_order:  # second-order terms matter here, so the two modes are distinguishable
+        fo = _reference_maml_grads(net, xs, ys, xq, yq, 0.5, 2, True)
+        assert max((a - b).abs().max() for a, b in zip(expected, fo)) > 1e-4
+
+
+def test_maml_adapts_under_no_grad_without_touching_the_meta_parameters():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 2))
+    maml = MAML(net, inner_lr=1.0, inner_steps=5)
+    before = [p.clone() for p in net.parameters()]
+    xs, ys = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    with torch.no_grad():
+        fast = maml.adapt(xs, ys)
+        adapted_loss = F.cross_entropy(maml(xs, fast), ys)
+        assert adapted_loss < F.cross_entropy(net(xs), ys)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+# -- evaluation ----------------------------------------------------------------------------------------------------
+def test_ci95_formula():
+    acc = [0.8, 0.9, 1.0, 0.7]
+    mean, ci = mean_ci95(acc)
+    assert mean == pytest.approx(0.85)
+    assert ci == pytest.approx(1.96 * np.std(acc, ddof=1) / math.sqrt(4))
+    with pytest.raises(ValueError):
+        mean_ci95([1.0])
+
+
+# -- data sources --------------------------------------------------------------------------------------------------
+def test_image_folder_source(tmp_path):
+    from genlab.data.folder import load_folder
+
+    for c in range(3):
+        (tmp_path / f"class{c}").mkdir()
+        for i in range(4):
+            arr = np.full((40, 40), 255, np.uint8)
+            arr[10:30, 5 + c * 10: 10 + c * 10] = 0  # dark ink on white paper
+            Image.fromarray(arr).save(tmp_path / f"class{c}" / f"{i}.png")
+    data = load_folder(tmp_path)
+    assert data.images.shape == (12, 28, 28) and data.num_classes == 3
+    assert data.images.float().mean() < 127  # inverted: ink bright
+    with pytest.raises(FileNotFoundError):
+        load_folder(tmp_path / "missing")
+
+
+def test_fewshot_set_round_trips_through_parquet(tmp_path):
+    data = toy_set()
+    data2 = FewShotSet(torch.randint(0, 255, (240, 28, 28), dtype=torch.uint8), data.labels, data.class_names,
+                       data.class_groups)
+    back = FewShotSet.load(data2.save(tmp_path / "set"))
+    assert torch.equal(back.images, data2.images) and back.class_groups == data2.class_groups
+
+
+def test_omniglot_small_sets_from_the_offline_copy(tmp_path):
+    from genlab.data.omniglot import load_omniglot
+    from genlab.meta.data import OMNIGLOT_CROSS_TEST
+
+    small1 = load_omniglot("images_background_small1", root=tmp_path, download=False)
+    assert small1.images.shape == (2720, 28, 28) and small1.num_classes == 136
+    assert small1.groups == ["Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"]
+    small2 = load_omniglot("images_background_small2", root=tmp_path, download=False)
+    assert not set(OMNIGLOT_CROSS_TEST) & set(small1.groups) and set(OMNIGLOT_CROSS_TEST) <= set(small2.groups)
+    assert 5 < small1.images.float().mean() < 60  # bright strokes on a dark background
+    assert (tmp_path / "fewshot" / "omniglot-images_background_small1-28px" / "_classes.json").exists()
+
+
+def test_glyphs_render_letters_of_several_scripts_with_distortions():
+    from genlab.data.glyphs import GlyphConfig, build_glyphs
+
+    data = build_glyphs(GlyphConfig(instances=3, max_per_script=4, max_scripts=6), progress=False)
+    assert data.images.shape[1:] == (28, 28) and len(data.groups) >= 4
+    assert data.num_classes == 4 * len(data.groups) and len(data.images) == 3 * data.num_classes
+    first = data.images[data.labels == 0].float()
+    assert first.mean() > 10 and (first[0] - first[1]).abs().mean() > 1  # ink, and instances differ
