@@ -88,3 +88,18 @@ def pca_2d(z: torch.Tensor) -> torch.Tensor:
     centred = z - z.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     return centred @ v[:2].T
+
+
+def sweep_tradeoff(rows: list[dict], x: str, y: str, color: str, path: str | Path, title: str = "") -> Path:
+    """One point per trial: `y` against `x`, coloured by a hyperparameter (log scale), the best circled."""
+    pts = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    if pts:
+        sc = ax.scatter([r[x] for r in pts], [r[y] for r in pts], c=[float(r[color]) for r in pts], cmap="viridis",
+                        norm=matplotlib.colors.LogNorm() if min(float(r[color]) for r in pts) > 0 else None, s=40)
+        fig.colorbar(sc, ax=ax, label=color)
+        ax.scatter([rows[0][x]], [rows[0][y]], s=160, facecolors="none", edgecolors="red", label="best trial")
+        ax.legend(fontsize=8)
+    ax.set(xlabel=x, ylabel=y, title=title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

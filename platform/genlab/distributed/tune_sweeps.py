@@ -1,0 +1,201 @@
+"""Ray Tune + Optuna (TPE) + ASHA sweeps over config dataclass fields: MAML and beta-VAE. The search-space keys
+are dotted field names of the job's config (`inner_lr`, `model.latent_dim`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from genlab.core.config import from_dict, save_json, to_dict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepConfig:
+    num_samples: int = 12
+    """Trials (Optuna proposes each from the results so far)."""
+    max_concurrent: int = 2
+    """Trials at once, one CPU each."""
+    grace_period: int = 1
+    """ASHA: reports a trial always gets before it may be stopped."""
+    reduction_factor: int = 2
+    storage: str = "runs"
+    """Where the sweep directory goes (Tune results, TensorBoard files, table, figure, final run)."""
+    name: str = ""
+    """Sweep name (default: derived from the job); the directory is <storage>/<name>."""
+    resume: bool = False
+    """Continue an interrupted sweep of this name (Tuner.restore: finished trials are kept, the rest resume)."""
+    train_best: bool = True
+    """Train the best config to a final checkpoint (the job's full budget) after the sweep."""
+    seed: int = 0
+
+
+def with_overrides(cfg, flat: dict):
+    """`cfg` with dotted-name overrides, e.g. {"model.latent_dim": 8, "beta": 4.0}."""
+    data = to_dict(cfg)
+    for key, value in flat.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        if last not in node:
+            raise KeyError(f"{type(cfg).__name__} has no field {key!r}")
+        node[last] = value
+    return from_dict(type(cfg), data)
+
+
+def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: SweepConfig, max_t: int) -> dict:
+    """Run (or resume) the sweep; returns {"dir", "results": [per trial], "best": {...}}."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from genlab.distributed.env import init_ray
+
+    init_ray()
+    path = (Path(sweep.storage) / sweep.name).resolve()
+    fn = tune.with_resources(tune.with_parameters(trainable, base=to_dict(base_cfg), cls=type(base_cfg)), {"cpu": 1})
+    if sweep.resume:
+        if not tune.Tuner.can_restore(str(path)):
+            raise FileNotFoundError(f"--sweep.resume: no sweep to restore at {path}")
+        tuner = tune.Tuner.restore(str(path), trainable=fn, resume_errored=True, resume_unfinished=True)
+    else:
+        searcher = OptunaSearch(metric=metric, mode=mode, seed=sweep.seed)
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric=metric, mode=mode, max_t=max_t,
+                                  grace_period=sweep.grace_period, reduction_factor=sweep.reduction_factor)
+        tuner = tune.Tuner(fn, param_space=space,
+                           tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                                       num_samples=sweep.num_samples,
+                                                       max_concurrent_trials=sweep.max_concurrent),
+                           run_config=tune.RunConfig(name=sweep.name, storage_path=str(path.parent), verbose=1))
+    grid = tuner.fit()
+    rows = []
+    for r in grid:
+        if r.metrics is None or metric not in r.metrics:
+            continue
+        rows.append({"trial": r.metrics.get("trial_id", Path(r.path).name), **{k: r.config[k] for k in sorted(r.config)},
+                     metric: r.metrics[metric], "iterations": r.metrics.get("training_iteration"),
+                     **{k: v for k, v in r.metrics.items() if k.startswith(("val/", "eval/", "test/"))}})
+    if not rows:
+        raise RuntimeError(f"no trial reported {metric!r}; see {path}")
+    rows.sort(key=lambda row: row[metric], reverse=(mode == "max"))
+    best = rows[0]
+    save_json({"metric": metric, "mode": mode, "trials": rows, "best": best}, path / "sweep.json")
+    return {"dir": path, "results": rows, "best": best}
+
+
+def results_table(rows: list[dict], metric: str, keys: list[str], top: int = 0) -> str:
+    """Markdown table of trials, best first."""
+    cols = ["trial", *keys, metric, "iterations"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows[: top or len(rows)]:
+        cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# -- MAML ---------------------------------------------------------------------------------------------------------
+MAML_SPACE_KEYS = ["inner_lr", "inner_steps", "lr", "first_order"]
+
+
+def maml_space():
+    from ray import tune
+
+    return {"inner_lr": tune.loguniform(0.05, 1.0), "inner_steps": tune.choice([1, 2, 3]),
+            "lr": tune.loguniform(3e-4, 3e-3), "first_order": tune.choice([False, True])}
+
+
+def maml_trial(params: dict, base: dict, cls) -> None:
+    import torch
+
+    from genlab.distributed.tune_runtime import TuneRuntime
+    from genlab.meta.train import train
+
+    torch.set_num_threads(1)
+    cfg = with_overrides(from_dict(cls, base), params)
+    train(dataclasses.replace(cfg, progress=False), TuneRuntime({}, seed=cfg.seed))
+
+
+# -- beta-VAE -----------------------------------------------------------------------------------------------------
+VAE_SPACE_KEYS = ["beta", "model.latent_dim", "lr"]
+
+
+def vae_space():
+    from ray import tune
+
+    return {"beta": tune.loguniform(0.5, 10.0), "model.latent_dim": tune.choice([4, 8, 16, 32]),
+            "lr": tune.loguniform(3e-4, 3e-3)}
+
+
+def vae_trial(params: dict, base: dict, cls) -> None:
+    import torch
+
+    from genlab.autoencoders.train import train
+    from genlab.data import load_dataset
+    from genlab.distributed.tune_runtime import TuneRuntime
+
+    torch.set_num_threads(1)
+    cfg = dataclasses.replace(with_overrides(from_dict(cls, base), params), progress=False, figures=False)
+    test = load_dataset(cfg.dataset, "test")
+    extra = lambda ckpt: vae_disentanglement(ckpt, test)  # noqa: E731
+    train(cfg, TuneRuntime({"train": load_dataset(cfg.dataset, "train")}, seed=cfg.seed, extra=extra), test)
+
+
+def vae_disentanglement(checkpoint: Path, test, n: int = 5000) -> dict:
+    """Class-MIG of the posterior means of `n` test images (the disentanglement proxy objective)."""
+    import torch
+
+    from genlab.core.checkpoint import load_model
+    from genlab.eval.disentanglement import class_mig
+
+    model = load_model(checkpoint).eval()
+    with torch.no_grad():
+        mu = model.encode(test[0][:n].float().div(255).unsqueeze(1))[0]
+    return {f"eval/{k}": v for k, v in class_mig(mu.flatten(1).numpy(), test[1][:n].numpy()).items()}
+
+
+def sweep_job(kind: str, base_cfg, sweep: SweepConfig, metric: str, mode: str, ray_cfg, smoke_test: bool,
+              final_tests: tuple[str, ...] = ()) -> Path:
+    """Body of jobs/tune_maml.py and jobs/tune_beta_vae.py: sweep, table, figure, then the best config trained
+    to a final checkpoint under the harness (Ray Train)."""
+    from genlab.distributed.jobs import setup_logging, train_job
+
+    setup_logging()
+    if smoke_test:
+        sweep = dataclasses.replace(sweep, num_samples=2, train_best=sweep.train_best)
+    space, keys, trial = (maml_space(), MAML_SPACE_KEYS, maml_trial) if kind == "maml" else \
+        (vae_space(), VAE_SPACE_KEYS, vae_trial)
+    if not sweep.name:
+        sweep = dataclasses.replace(sweep, name=f"tune-{kind}")
+    max_t = max(1, base_cfg.episodes // base_cfg.eval_every) if kind == "maml" else base_cfg.epochs
+    out = run_sweep(trial, base_cfg, space, metric, mode, sweep, max_t)
+    table = results_table(out["results"], metric, keys)
+    (out["dir"] / "trials.md").write_text(table + "\n")
+    from genlab.core.plotting import sweep_tradeoff
+
+    x, y, color = (("eval/neg_elbo_nats", "eval/mig", "beta") if kind == "vae" else ("lr", "val/acc", "inner_lr"))
+    sweep_tradeoff(out["results"], x, y, color, out["dir"] / "tradeoff.png",
+                   f"{kind} sweep: {len(out['results'])} trials (best: {metric} = {out['best'][metric]:.4g})")
+    print(table)
+    print(f"sweep directory: {out['dir']} (TensorBoard: tensorboard --logdir {out['dir']})")
+    if sweep.train_best:
+        best_cfg = with_overrides(base_cfg, {k: out["best"][k] for k in keys})
+        best_cfg = dataclasses.replace(best_cfg, **final_budget(kind, best_cfg, smoke_test))
+        if kind == "maml":
+            best_cfg = dataclasses.replace(best_cfg, test_tasks=final_tests)
+        save_json(to_dict(best_cfg), out["dir"] / "best_config.json")
+        loop = "genlab.meta.train:train" if kind == "maml" else "genlab.autoencoders.train:train"
+        run_dir, _ = train_job(best_cfg, loop, dataclasses.replace(ray_cfg, storage=str(out["dir"])), False, None)
+        print(f"best config trained to a final checkpoint in {run_dir}")
+    return out["dir"]
+
+
+def final_budget(kind: str, cfg, smoke_test: bool) -> dict:
+    """The best config's final run: the sweep trial's budget x2 (the sweep only had to rank configs)."""
+    factor = 1 if smoke_test else 2
+    if kind == "maml":
+        return {"episodes": cfg.episodes * factor, "progress": not smoke_test}
+    return {"epochs": cfg.epochs * factor, "figures": True, "progress": not smoke_test}
