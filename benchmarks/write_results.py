@@ -199,6 +199,46 @@ def chapter3_rows() -> list[str]:
     return rows
 
 
+def _acc(m: dict, task: str) -> tuple[float, float] | None:
+    if f"test/{task}_acc" not in m:
+        return None
+    return m[f"test/{task}_acc"], m[f"test/{task}_ci95"]
+
+
+def chapter4_rows() -> list[str]:
+    rows = ["| check | bar | measured (600 test episodes, +- 95% CI) | verdict | meta-training | command |",
+            "|---|---|---|---|---|---|"]
+    specs = [("protonet_glyphs", "ProtoNet, held-out glyph scripts", [("5w1s", 0.97), ("5w5s", 0.99), ("20w1s", None)]),
+             ("maml_glyphs", "MAML (second order), held-out glyph scripts", [("5w1s", 0.95)]),
+             ("maml_fo_glyphs", "MAML (first order), held-out glyph scripts", [("5w1s", None)]),
+             ("protonet_cross", "ProtoNet, glyphs + Omniglot small1 -> small2-only alphabets", [("5w1s", None),
+                                                                                              ("20w1s", None)]),
+             ("maml_cross", "MAML (second order), glyphs + small1 -> small2-only alphabets", [("5w1s", None)]),
+             ("maml20_cross", "MAML (second order, 20-way head), glyphs + small1 -> small2-only", [("20w1s", None)])]
+    for name, label, tasks in specs:
+        r = load(f"meta_{name}")
+        cmd = f"python benchmarks/chapter4_meta.py --only {name}"
+        for task, bar in tasks:
+            if r is None:
+                rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | not run | "
+                            f"| | `{cmd}` |")
+                continue
+            got = _acc(r["metrics"], task)
+            c = r["config"]
+            train_desc = (f"{c['episodes']} updates of {c['tasks_per_batch']}x {c['n_way']}-way {c['k_shot']}-shot, "
+                          f"{r['wall_s'] / 60:.1f} min")
+            rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | "
+                        f"{got[0]:.2%} +- {got[1]:.2%} | {verdict(got[0] >= bar) if bar else ''} | {train_desc} | "
+                        f"`{cmd}` |")
+    for name, label in (("tune_maml", "MAML sweep (Optuna + ASHA)"), ("tune_beta_vae", "beta-VAE sweep")):
+        r = load(name)
+        if r is not None:
+            rows.append(f"| {label} | >= 12 trials | {len(r['trials'])} trials; best {r['metric']} = "
+                        f"{r['best'][r['metric']]:.4g} | {verdict(len(r['trials']) >= 12)} | {r['wall_s'] / 60:.1f} "
+                        f"min | `{r['command']}` |")
+    return rows
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
@@ -215,6 +255,7 @@ def main() -> int:
         "## Chapters 5.3-5.4: GAN and diffusion bars", "", *chapter2_rows(), "",
         "## VAE vs GAN vs diffusion", "", *compare_table(), "",
         "## Chapter 5.5: reinforcement learning", "", *chapter3_rows(), "",
+        "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():

@@ -74,6 +74,34 @@ def test_rl_job_smoke_all_four_agents_as_tune_trials(tmp_path):
     assert evaluate_policy(policy, "CartPole-v1", episodes=2).returns.shape == (2,)
 
 
+@pytest.mark.ray
+def test_meta_job_smoke_two_ray_train_workers(tmp_path):
+    """Data parallel over task batches: two workers draw their own episodes and average gradients (gloo)."""
+    stdout = run_job("jobs/meta.py", "--smoke-test", "--ray.num-workers", "2", "--ray.storage", str(tmp_path))
+    assert "test/5w1s_acc" in stdout and "val/acc" in stdout
+    run_dir = next(tmp_path.glob("protonet-glyphs-5w1s__0__*"))
+    from genlab.core.checkpoint import find_latest_checkpoint, load_model
+    from genlab.meta import ProtoNet
+
+    assert isinstance(load_model(find_latest_checkpoint(run_dir)), ProtoNet)
+
+
+@pytest.mark.ray
+def test_tune_sweep_jobs_smoke_two_trials_each(tmp_path):
+    run_job("jobs/tune_maml.py", "--smoke-test", "--sweep.storage", str(tmp_path), "--ray.num-workers", "0")
+    run_job("jobs/tune_beta_vae.py", "--smoke-test", "--objective", "mig", "--sweep.storage", str(tmp_path),
+            "--ray.num-workers", "0")
+    for sweep, final_glob in (("tune-maml", "maml*__0__*"), ("tune-beta-vae-mig", "vae-mlp-beta*__0__*")):
+        rows = (tmp_path / sweep / "trials.md").read_text().splitlines()
+        assert len(rows) == 4, rows  # header, rule, 2 trials
+        assert (tmp_path / sweep / "tradeoff.png").exists() and (tmp_path / sweep / "best_config.json").exists()
+        assert next((tmp_path / sweep).glob(final_glob)).is_dir()
+        assert list((tmp_path / sweep).glob("*/events.out.tfevents.*"))  # TensorBoard files per trial
+    stdout = run_job("jobs/tune_maml.py", "--smoke-test", "--sweep.storage", str(tmp_path), "--sweep.resume",
+                     "--sweep.no-train-best")  # Tuner.restore of the finished sweep: same trials, no new ones
+    assert stdout.count("| ") >= 3 and len(list((tmp_path / "tune-maml").glob("maml_trial_*"))) == 2
+
+
 def test_rl_job_rejects_bad_input_before_starting_ray():
     for args, message in ((["--env-id", "Pendulum-v1"], "Discrete action"), (["--seeds", "0"], "--seeds must be"),
                           (["--agents", "ppo"], "invalid choice")):
@@ -92,7 +120,8 @@ def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
 
 
 def test_help_documents_fields():
-    for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py"]:
+    for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
+                "jobs/tune_maml.py", "jobs/tune_beta_vae.py"]:
         out = subprocess.run([sys.executable, job, "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
         assert "--smoke-test" in out.stdout and "--ray.num-workers" in out.stdout
     out = subprocess.run([sys.executable, "jobs/rl.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)

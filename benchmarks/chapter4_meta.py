@@ -1,0 +1,89 @@
+"""Chapter 5.6 benchmarks: ProtoNets and MAML meta-trained here, tested on 600 episodes of held-out scripts /
+alphabets (accuracy +- 95% CI); results to benchmarks/results/meta_<preset>.json.
+
+    python benchmarks/chapter4_meta.py --only protonet_glyphs maml_glyphs maml_fo_glyphs
+    python benchmarks/chapter4_meta.py --only protonet_cross maml_cross maml20_cross
+    python benchmarks/chapter4_meta.py --only tune_maml tune_beta_vae    # the two 12-trial Tune sweeps
+    python benchmarks/write_results.py
+Each preset equals `python jobs/meta.py --ray.num-workers 0 <flags>` (printed in the JSON as `command`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "platform"))
+
+import torch  # noqa: E402
+
+from genlab.core.rundir import make_run_dir  # noqa: E402
+from genlab.core.runtime import LocalRuntime  # noqa: E402
+from genlab.meta import FewShotDataConfig, MetaConfig  # noqa: E402
+from genlab.meta.train import train  # noqa: E402
+
+PROTO = MetaConfig(algo="protonet", n_way=20, k_shot=1, n_query=5, episodes=3000, eval_every=500,
+                   test_tasks=("5w1s", "5w5s", "20w1s"))
+MAML = MetaConfig(algo="maml", n_way=5, k_shot=1, n_query=5, tasks_per_batch=8, episodes=2000, eval_every=250,
+                  val_episodes=100, test_tasks=("5w1s",))
+CROSS = FewShotDataConfig(benchmark="omniglot_cross")
+PRESETS = {
+    "protonet_glyphs": (PROTO, "--train.n-way 20 --train.n-query 5"),
+    "maml_glyphs": (MAML, "--train.algo maml --train.n-query 5 --train.tasks-per-batch 8 --train.episodes 2000"),
+    "maml_fo_glyphs": (replace(MAML, first_order=True), "... maml_glyphs flags ... --train.first-order"),
+    "protonet_cross": (replace(PROTO, data=CROSS, test_tasks=("5w1s", "20w1s")),
+                       "--train.data.benchmark omniglot_cross --train.n-way 20 --train.n-query 5"),
+    "maml_cross": (replace(MAML, data=CROSS), "--train.algo maml --train.data.benchmark omniglot_cross ..."),
+    "maml20_cross": (replace(MAML, data=CROSS, n_way=20, tasks_per_batch=4, episodes=1000, test_tasks=("20w1s",)),
+                     "--train.algo maml --train.n-way 20 --train.tasks-per-batch 4 --train.episodes 1000 ..."),
+}
+
+
+SWEEPS = {"tune_maml": "python jobs/tune_maml.py", "tune_beta_vae": "python jobs/tune_beta_vae.py"}
+
+
+def run_sweep(name: str, storage: str) -> None:
+    """The job as a user runs it (12 trials, 2 at a time, best config trained to a final checkpoint)."""
+    import subprocess
+
+    t0 = time.time()
+    subprocess.run([sys.executable, str(HERE.parent / "jobs" / f"{name}.py"), "--sweep.storage", storage,
+                    "--sweep.name", f"bench_{name}"], check=True)
+    sweep = json.loads((Path(storage) / f"bench_{name}" / "sweep.json").read_text())
+    out = {"preset": name, "command": SWEEPS[name], "date": time.strftime("%Y-%m-%d"),
+           "machine": f"{platform.node()}, 2 cores, CPU only", "wall_s": time.time() - t0, **sweep}
+    (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(f"{name}: {len(sweep['trials'])} trials, best {sweep['metric']} = {sweep['best'][sweep['metric']]:.4g}")
+
+
+def run(name: str, storage: str, threads: int) -> None:
+    if name in SWEEPS:
+        return run_sweep(name, storage)
+    torch.set_num_threads(threads)
+    cfg, flags = PRESETS[name]
+    run_dir = make_run_dir(f"bench_{name}", cfg.seed, root=storage, config=cfg)
+    t0 = time.time()
+    metrics = train(cfg, LocalRuntime(run_dir, {}, seed=cfg.seed))
+    out = {"preset": name, "command": f"python jobs/meta.py --ray.num-workers 0 {flags}",
+           "date": time.strftime("%Y-%m-%d"), "threads": threads,
+           "machine": f"{platform.node()}, 2 cores, CPU only", "wall_s": time.time() - t0, "run_dir": str(run_dir),
+           "config": json.loads((run_dir / "config.json").read_text()), "metrics": metrics}
+    (HERE / "results" / f"meta_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{name}: {json.dumps({k: round(v, 4) for k, v in metrics.items() if k.startswith('test/')})} "
+          f"in {out['wall_s'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=[*PRESETS, *SWEEPS], default=[*PRESETS, *SWEEPS])
+    parser.add_argument("--storage", default="runs")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    for preset in args.only:
+        run(preset, args.storage, args.threads)
