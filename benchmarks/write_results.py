@@ -149,6 +149,7 @@ def _agent_stats(r: dict, agent: str) -> dict:
     rllib = [x.get("rllib_reached_step") for x in runs]
     return {"n": len(runs), "budget": budget, "ok": len(ok), "steps": [x["reached_step"] for x in ok],
             "secs": [x["reached_train_seconds"] for x in ok], "final": [x["final_greedy_return_mean"] for x in runs],
+            "sampled": [x["final_sampled_return_mean"] for x in runs if "final_sampled_return_mean" in x],
             "rllib_ok": sum(1 for v in rllib if v is not None and v <= budget),
             "rllib_steps": [v for v in rllib if v is not None], "threshold": runs[0]["threshold"] if runs else None}
 
@@ -157,6 +158,10 @@ def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
     if not values:
         return "-"
     return f"{fmt.format(sum(values) / len(values))} (min {fmt.format(min(values))}, max {fmt.format(max(values))})"
+
+
+def _sampled(a: dict) -> str:
+    return f"; final sampled-action return {_span(a['sampled'], '{:.1f}')}" if a["sampled"] else ""
 
 
 def chapter3_rows() -> list[str]:
@@ -170,13 +175,13 @@ def chapter3_rows() -> list[str]:
         a = _agent_stats(r, agent)
         rows.append(f"| {label}, CartPole-v1 | {bar} | {a['ok']}/{a['n']} seeds; env steps to 475: "
                     f"{_span(a['steps'])}; training s: {_span(a['secs'], '{:.1f}')}; final greedy return "
-                    f"{_span(a['final'], '{:.1f}')} | {verdict(a['ok'] == a['n'] == 5)} | `{cmd}` |")
+                    f"{_span(a['final'], '{:.1f}')}{_sampled(a)} | {verdict(a['ok'] == a['n'] == 5)} | `{cmd}` |")
     for agent, label in (("rllib_dqn", "RLlib DQN"), ("rllib_ppo", "RLlib PPO")):
         a = _agent_stats(r, agent)
         rows.append(f"| {label}, CartPole-v1 | RLlib's episode_return_mean >= 450 within 200k env steps | "
                     f"{a['rllib_ok']}/{a['n']} seeds; env steps to 450: {_span(a['rllib_steps'])}; our greedy "
                     f"evaluation >= 475: {a['ok']}/{a['n']}, env steps {_span(a['steps'])}; final greedy return "
-                    f"{_span(a['final'], '{:.1f}')} | {verdict(a['rllib_ok'] == a['n'])} | `{cmd}` |")
+                    f"{_span(a['final'], '{:.1f}')}{_sampled(a)} | {verdict(a['rllib_ok'] == a['n'])} | `{cmd}` |")
     side = load("rl_side_by_side")
     if side:
         own, lib = _agent_stats(side, "dqn"), _agent_stats(side, "rllib_dqn")

@@ -188,3 +188,24 @@ def test_glyphs_render_letters_of_several_scripts_with_distortions():
     assert data.num_classes == 4 * len(data.groups) and len(data.images) == 3 * data.num_classes
     first = data.images[data.labels == 0].float()
     assert first.mean() > 10 and (first[0] - first[1]).abs().mean() > 1  # ink, and instances differ
+
+
+@pytest.mark.parametrize("algo", ["protonet", "maml"])
+def test_meta_training_resumes_exactly(tmp_path, algo):
+    """Crash after the first checkpoint, resume: the same weights as an uninterrupted run."""
+    from genlab.core.checkpoint import find_latest_checkpoint, load_model
+    from genlab.core.runtime import LocalRuntime
+    from genlab.meta import MetaConfig
+    from genlab.meta.config import smoke_config
+    from genlab.meta.train import train
+    from tests.resume_helpers import Crash, CrashAfterFirstCheckpoint
+
+    cfg = smoke_config(MetaConfig(algo=algo, tasks_per_batch=2))
+    train(cfg, LocalRuntime(tmp_path / "straight", {}, seed=0))
+    with pytest.raises(Crash):
+        train(cfg, CrashAfterFirstCheckpoint(tmp_path / "resumed", {}, seed=0))
+    torch.manual_seed(123)
+    train(cfg, LocalRuntime(tmp_path / "resumed", {}, seed=0))
+    a = load_model(find_latest_checkpoint(tmp_path / "straight")).state_dict()
+    b = load_model(find_latest_checkpoint(tmp_path / "resumed")).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
