@@ -1,6 +1,7 @@
 """One real smoke run per job, each on an embedded local Ray (jobs/ae.py goes through `ray job submit` in
 test_ray_integration.py)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,19 @@ def test_rl_job_smoke_all_four_agents_as_tune_trials(tmp_path):
 
     policy = load_rllib_policy(run_dir / "rllib_dqn" / "seed_0" / "agent")  # RLlib checkpoint -> our evaluator
     assert evaluate_policy(policy, "CartPole-v1", episodes=2).returns.shape == (2,)
+    import ray
+    from ray.rllib.algorithms.algorithm import Algorithm
+
+    from genlab.distributed.env import init_ray
+
+    init_ray(num_cpus=2, object_store_memory=256 * 2**20)
+    try:  # the saved algorithm restores and keeps training from where it stopped
+        saved = json.loads((run_dir / "rllib_ppo" / "seed_0" / "summary.json").read_text())["env_steps"]
+        algo = Algorithm.from_checkpoint(str(run_dir / "rllib_ppo" / "seed_0" / "agent"))
+        assert algo.train()["num_env_steps_sampled_lifetime"] > saved > 0  # counts on from the checkpoint
+        algo.stop()
+    finally:
+        ray.shutdown()
 
 
 @pytest.mark.ray
