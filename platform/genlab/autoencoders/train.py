@@ -85,11 +85,10 @@ def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor]
                              "epoch": epoch, "step": step})
         rt.report(metrics, checkpoint=checkpoint)
 
-    if rt.is_main and test is not None:
-        final = final_evaluation(cfg, unwrap(model), test, rt)
-        if final:
-            rt.report({"step": step, **final})
-            metrics |= final
+    final = final_evaluation(cfg, unwrap(model), test, rt) if rt.is_main and test is not None else {}
+    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
+        rt.report({"step": step, **final})
+        metrics |= final
     return metrics
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,10 +60,24 @@ class FewShotSet:
                           [self.class_groups[c] for c in keep])
 
     def save(self, directory: str | Path) -> Path:
+        """Parquet shards + `_classes.json`, written to a temp folder and renamed into place (atomic)."""
         directory = Path(directory)
-        write_shards(self.images, self.labels, directory)
-        (directory / "_classes.json").write_text(json.dumps({"names": self.class_names, "groups": self.class_groups,
-                                                            "shape": list(self.images.shape[1:])}))
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            write_shards(self.images, self.labels, tmp / "shards")
+            for part in (tmp / "shards").iterdir():
+                os.replace(part, tmp / part.name)
+            (tmp / "shards").rmdir()
+            (tmp / "_classes.json").write_text(json.dumps({"names": self.class_names, "groups": self.class_groups,
+                                                           "shape": list(self.images.shape[1:])}))
+            if directory.exists():
+                shutil.rmtree(directory)
+            os.replace(tmp, directory)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (directory / "_classes.json").exists():  # not just another process finishing first
+                raise
         return directory
 
     @classmethod
@@ -86,7 +103,8 @@ def cache_dir(name: str, root: str | Path | None = None) -> Path:
 
 
 def cached(name: str, build, root: str | Path | None = None) -> FewShotSet:
-    """Load `name` from the disk cache, building (and caching) it with `build()` the first time."""
+    """Load `name` from the disk cache, building (and caching) it with `build()` the first time. Several
+    processes (Ray Train workers) may build at once: each renames a complete copy into place."""
     directory = cache_dir(name, root)
     if (directory / "_classes.json").exists():
         return FewShotSet.load(directory)

@@ -118,11 +118,10 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
                              "epoch": epoch, "step": step, "ema_n_averaged": int(ema.n_averaged)})
         rt.report(metrics, checkpoint=checkpoint)
 
-    if rt.is_main and test is not None:
-        final = final_evaluation(cfg, ema.module, schedule, test, rt)
-        if final:
-            rt.report({"step": step, **final})
-            metrics |= final
+    final = final_evaluation(cfg, ema.module, schedule, test, rt) if rt.is_main and test is not None else {}
+    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
+        rt.report({"step": step, **final})
+        metrics |= final
     return metrics
 
 

@@ -118,12 +118,13 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
                              "ema_n_averaged": int(ema.n_averaged) if ema is not None else 0})
         rt.report(metrics, checkpoint=checkpoint)
 
+    final = {}
     if rt.is_main and test is not None:
-        final_gan = GAN(cfg.model, ema.module if ema is not None else gan.generator, gan.discriminator)
-        final = final_evaluation(cfg, final_gan, rt)
-        if final:
-            rt.report({"step": step, **final})
-            metrics |= final
+        final = final_evaluation(cfg, GAN(cfg.model, ema.module if ema is not None else gan.generator,
+                                          gan.discriminator), rt)
+    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
+        rt.report({"step": step, **final})
+        metrics |= final
     return metrics
 
 

@@ -138,10 +138,9 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
             rt.report(metrics, checkpoint=checkpoint)
             window_loss, window_acc, n, t0 = 0.0, 0.0, 0, time.perf_counter()
     bar.close()
-    if rt.is_main:
-        final = test_accuracy(cfg, learner, splits["test"])
-        rt.report({"step": step, **final})
-        metrics |= final
+    final = test_accuracy(cfg, learner, splits["test"]) if rt.is_main else {}
+    rt.report({"step": step, **final})  # every rank: Ray Train's report is collective
+    metrics |= final
     return metrics
 
 
