@@ -201,6 +201,9 @@ def chapter3_rows() -> list[str]:
                         f"env steps {_span(a['steps'])} | | `python benchmarks/chapter3_rl.py --only acrobot` |")
     rows += ["", f"Four agents, {r['seeds']} seeds each, {r['max_concurrent']} trials at a time, {r['wall_s'] / 60:.1f} "
              f"min in all ({r['date']}):", "", "![CartPole-v1 curves](results/rl_cartpole_curves.png)"]
+    if acro:
+        rows += ["", f"Acrobot-v1, {acro['seeds']} seeds ({acro['wall_s'] / 60:.1f} min):", "",
+                 "![Acrobot-v1 curves](results/rl_acrobot_curves.png)"]
     return rows
 
 
