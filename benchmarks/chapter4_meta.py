@@ -40,8 +40,8 @@ PRESETS = {
     "protonet_cross": (replace(PROTO, data=CROSS, test_tasks=("5w1s", "20w1s")),
                        "--train.data.benchmark omniglot_cross --train.n-way 20 --train.n-query 5"),
     "maml_cross": (replace(MAML, data=CROSS), "--train.algo maml --train.data.benchmark omniglot_cross ..."),
-    "maml20_cross": (replace(MAML, data=CROSS, n_way=20, tasks_per_batch=4, episodes=1000, test_tasks=("20w1s",)),
-                     "--train.algo maml --train.n-way 20 --train.tasks-per-batch 4 --train.episodes 1000 ..."),
+    "maml20_cross": (replace(MAML, data=CROSS, n_way=20, tasks_per_batch=4, episodes=600, test_tasks=("20w1s",)),
+                     "--train.algo maml --train.n-way 20 --train.tasks-per-batch 4 --train.episodes 600 ..."),
 }
 
 

@@ -2,7 +2,7 @@
 first-order flag; ASHA stops weak trials early on validation accuracy; then the best config is meta-trained to a
 final checkpoint. Resumable (--sweep.resume); results in TensorBoard files and the Ray dashboard.
 
-    python jobs/tune_maml.py                              # 12 trials of 600 meta-updates each
+    python jobs/tune_maml.py                              # 12 trials of up to 400 meta-updates each
     python jobs/tune_maml.py --sweep.resume               # continue an interrupted sweep
     tensorboard --logdir runs/tune-maml
     ray job submit --working-dir . -- python jobs/tune_maml.py --smoke-test
@@ -21,7 +21,7 @@ from genlab.meta.config import smoke_config
 
 
 def maml_base() -> MetaConfig:
-    return MetaConfig(algo="maml", episodes=600, eval_every=150, tasks_per_batch=4, val_episodes=100,
+    return MetaConfig(algo="maml", n_query=5, episodes=400, eval_every=100, tasks_per_batch=4, val_episodes=100,
                       test_tasks=("5w1s",))
 
 

@@ -58,12 +58,13 @@ def test_rotations_make_new_classes_and_errors_are_clear():
 
 
 def test_split_by_group_is_disjoint_and_stable():
-    groups = [f"script{i}" for i in range(30)]
+    groups = [f"script{i}" for i in range(60)]
     a = split_groups(groups)
-    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(groups) and len(a["test"]) == 6
+    assert sorted(a["train"] + a["val"] + a["test"]) == sorted(groups) and all(a.values())
+    assert 30 <= len(a["train"]) <= 54  # about 70%
     b = split_groups(groups + ["newscript"])
-    assert set(a["test"]) <= set(b["test"]) | set(b["val"]) | set(b["train"])
-    assert set(b["test"]) - {"newscript"} == set(a["test"]) or len(set(b["test"]) ^ set(a["test"])) <= 2
+    for name in a:  # adding a script moves no other script
+        assert set(a[name]) <= set(b[name])
     data = toy_set()
     sub = data.subset_groups(["g1"])
     assert sub.num_classes == 3 and sub.labels.max() == 2 and set(sub.class_groups) == {"g1"}

@@ -89,13 +89,19 @@ class FewShotSet:
 
 
 def split_groups(groups: list[str], fractions=(0.7, 0.1, 0.2), salt: str = "genlab") -> dict[str, list[str]]:
-    """Deterministic split of groups (scripts) into train/val/test by a hash of their names: adding a script
-    never moves the others."""
-    ranked = sorted(groups, key=lambda g: hashlib.sha256(f"{salt}:{g}".encode()).hexdigest())
-    n_train = round(fractions[0] * len(ranked))
-    n_val = round(fractions[1] * len(ranked))
-    return {"train": sorted(ranked[:n_train]), "val": sorted(ranked[n_train:n_train + n_val]),
-            "test": sorted(ranked[n_train + n_val:])}
+    """Deterministic train/val/test split of groups (scripts) by a hash of each name alone: adding or merging
+    groups never moves the others. Every split gets at least one group."""
+    def position(g: str) -> float:
+        return int(hashlib.sha256(f"{salt}:{g}".encode()).hexdigest()[:12], 16) / 16**12
+
+    out = {"train": [], "val": [], "test": []}
+    for g in sorted(set(groups)):
+        p = position(g)
+        out["train" if p < fractions[0] else "val" if p < fractions[0] + fractions[1] else "test"].append(g)
+    for name in ("val", "test"):  # tiny group lists: move the train group nearest the boundary
+        if not out[name] and len(out["train"]) > 1:
+            out[name].append(out["train"].pop(max(range(len(out["train"])), key=lambda i: position(out["train"][i]))))
+    return out
 
 
 def cache_dir(name: str, root: str | Path | None = None) -> Path:

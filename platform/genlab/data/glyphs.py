@@ -48,7 +48,8 @@ def script_fonts(font_dir: Path = NOTO_DIR) -> dict[str, Path]:
     fonts = {}
     for path in sorted(font_dir.glob("NotoSans*-Regular.ttf")):
         m = re.fullmatch(r"NotoSans(\w+)-Regular\.ttf", path.name)
-        if m and not re.search(r"Mono|Display|UI|Unjoined|Symbols|Math|Music", m.group(1)):
+        if m and not re.search(r"Mono|Display|UI|Unjoined|Symbols|Math|Music", m.group(1)) \
+                and not is_style_variant(m.group(1)):
             fonts[m.group(1)] = path
     return fonts
 
@@ -128,6 +129,13 @@ def build_glyphs(cfg: GlyphConfig = GlyphConfig(), font_dir: Path = NOTO_DIR, pr
     return from_arrays(per_class, names, groups)
 
 
+def is_style_variant(font_script: str) -> bool:
+    """Noto draws Tifinagh in 12 regional styles besides `NotoSansTifinagh`: the same letters again. Kept, they
+    would be near-duplicate classes, and a test letter's twin could sit in meta-training."""
+    return re.fullmatch(r"Tifinagh\w+", font_script) is not None
+
+
 def load_glyphs(cfg: GlyphConfig = GlyphConfig(), root: str | Path | None = None) -> FewShotSet:
-    """The glyph set, rendered once and cached as parquet shards under GENLAB_DATA_DIR."""
-    return cached(cfg.cache_name(), lambda: build_glyphs(cfg), root)
+    """The glyph set, rendered once and cached as parquet shards under GENLAB_DATA_DIR; groups = scripts."""
+    data = cached(cfg.cache_name(), lambda: build_glyphs(cfg), root)
+    return data.subset_groups([g for g in data.groups if not is_style_variant(g)])
