@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 from genlab.core.config import load_json, save_json, to_dict
@@ -14,7 +13,6 @@ from genlab.rl.config import smoke_config
 from genlab.rl.envs import env_dims
 from genlab.rl.report import missed_bars, write_report
 
-log = logging.getLogger(__name__)
 AGENTS = ("dqn", "reinforce", "rllib_dqn", "rllib_ppo")
 
 

@@ -4,13 +4,11 @@ are dotted field names of the job's config (`inner_lr`, `model.latent_dim`)."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.core.config import from_dict, save_json, to_dict
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -165,7 +163,7 @@ def sweep_job(kind: str, base_cfg, sweep: SweepConfig, metric: str, mode: str, r
 
     setup_logging()
     if smoke_test:
-        sweep = dataclasses.replace(sweep, num_samples=2, train_best=sweep.train_best)
+        sweep = dataclasses.replace(sweep, num_samples=2)
     space, keys, trial = (maml_space(), MAML_SPACE_KEYS, maml_trial) if kind == "maml" else \
         (vae_space(), VAE_SPACE_KEYS, vae_trial)
     if not sweep.name:
