@@ -53,8 +53,9 @@ def run_sweep(name: str, storage: str) -> None:
     import subprocess
 
     t0 = time.time()
+    resume = ["--sweep.resume"] if (Path(storage) / f"bench_{name}" / "tuner.pkl").exists() else []
     subprocess.run([sys.executable, str(HERE.parent / "jobs" / f"{name}.py"), "--sweep.storage", storage,
-                    "--sweep.name", f"bench_{name}"], check=True)
+                    "--sweep.name", f"bench_{name}", *resume], check=True)
     sweep = json.loads((Path(storage) / f"bench_{name}" / "sweep.json").read_text())
     out = {"preset": name, "command": SWEEPS[name], "date": time.strftime("%Y-%m-%d"),
            "machine": f"{platform.node()}, 2 cores, CPU only", "wall_s": time.time() - t0, **sweep}
