@@ -29,6 +29,9 @@ class SweepConfig:
     train_best: bool = True
     """Train the best config to a final checkpoint (the job's full budget) after the sweep."""
     seed: int = 0
+    dashboard: bool = False
+    """Start the embedded local Ray with its dashboard (http://127.0.0.1:8265, ~1 GB more memory) to watch the
+    trials; on a `ray start --head` cluster the dashboard is already there."""
 
 
 def with_overrides(cfg, flat: dict):
@@ -53,7 +56,7 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
 
     from genlab.distributed.env import init_ray
 
-    init_ray()
+    init_ray(dashboard=sweep.dashboard)
     path = (Path(sweep.storage) / sweep.name).resolve()
     fn = tune.with_resources(tune.with_parameters(trainable, base=to_dict(base_cfg), cls=type(base_cfg)), {"cpu": 1})
     if sweep.resume:
