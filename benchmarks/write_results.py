@@ -11,6 +11,9 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE.parent / "platform"))
+
+from genlab.rl.report import agent_stats  # noqa: E402
 
 
 def load(name: str) -> dict | None:
@@ -142,18 +145,6 @@ def compare_table() -> list[str]:
     return out + ["", "![comparison](results/comparison.png)"]
 
 
-def _agent_stats(r: dict, agent: str) -> dict:
-    runs = [x for x in r["summaries"] if x["algo"] == agent]
-    budget = r["budgets"][agent]
-    ok = [x for x in runs if x["reached_step"] is not None and x["reached_step"] <= budget]
-    rllib = [x.get("rllib_reached_step") for x in runs]
-    return {"n": len(runs), "budget": budget, "ok": len(ok), "steps": [x["reached_step"] for x in ok],
-            "secs": [x["reached_train_seconds"] for x in ok], "final": [x["final_greedy_return_mean"] for x in runs],
-            "sampled": [x["final_sampled_return_mean"] for x in runs if "final_sampled_return_mean" in x],
-            "rllib_ok": sum(1 for v in rllib if v is not None and v <= budget),
-            "rllib_steps": [v for v in rllib if v is not None], "threshold": runs[0]["threshold"] if runs else None}
-
-
 def _span(values: list[float], fmt: str = "{:,.0f}") -> str:
     if not values:
         return "-"
@@ -172,19 +163,20 @@ def chapter3_rows() -> list[str]:
         return rows + [f"| CartPole-v1 bars | | not run | | `{cmd}` |"]
     for agent, label, bar in (("dqn", "own DQN", "greedy mean >= 475 over 100 episodes within 50k env steps, 5/5 seeds"),
                               ("reinforce", "own REINFORCE", "greedy mean >= 475 within 300k env steps, 5/5 seeds")):
-        a = _agent_stats(r, agent)
+        a = agent_stats(r["summaries"], agent, r["budgets"][agent])
         rows.append(f"| {label}, CartPole-v1 | {bar} | {a['ok']}/{a['n']} seeds; env steps to 475: "
                     f"{_span(a['steps'])}; training s: {_span(a['secs'], '{:.1f}')}; final greedy return "
                     f"{_span(a['final'], '{:.1f}')}{_sampled(a)} | {verdict(a['ok'] == a['n'] == 5)} | `{cmd}` |")
     for agent, label in (("rllib_dqn", "RLlib DQN"), ("rllib_ppo", "RLlib PPO")):
-        a = _agent_stats(r, agent)
+        a = agent_stats(r["summaries"], agent, r["budgets"][agent])
         rows.append(f"| {label}, CartPole-v1 | RLlib's episode_return_mean >= 450 within 200k env steps | "
                     f"{a['rllib_ok']}/{a['n']} seeds; env steps to 450: {_span(a['rllib_steps'])}; our greedy "
                     f"evaluation >= 475: {a['ok']}/{a['n']}, env steps {_span(a['steps'])}; final greedy return "
                     f"{_span(a['final'], '{:.1f}')}{_sampled(a)} | {verdict(a['rllib_ok'] == a['n'])} | `{cmd}` |")
     side = load("rl_side_by_side")
     if side:
-        own, lib = _agent_stats(side, "dqn"), _agent_stats(side, "rllib_dqn")
+        own, lib = agent_stats(side["summaries"], "dqn", side["budgets"]["dqn"]), agent_stats(
+            side["summaries"], "rllib_dqn", side["budgets"]["rllib_dqn"])
         rows.append(f"| own DQN vs RLlib DQN, one run, one trial at a time | side by side (env steps and training "
                     f"s to greedy 475) | own: {own['ok']}/{own['n']} seeds, {_span(own['steps'])} steps, "
                     f"{_span(own['secs'], '{:.1f}')} s; RLlib: {lib['ok']}/{lib['n']} seeds, {_span(lib['steps'])} "
@@ -195,7 +187,7 @@ def chapter3_rows() -> list[str]:
         for agent in ("dqn", "reinforce", "rllib_dqn", "rllib_ppo"):
             if agent not in acro["budgets"]:
                 continue
-            a = _agent_stats(acro, agent)
+            a = agent_stats(acro["summaries"], agent, acro["budgets"][agent])
             rows.append(f"| {agent}, Acrobot-v1 ({a['budget']:,} env steps) | (no bar; threshold -100) | final "
                         f"greedy return {_span(a['final'], '{:.1f}')}; greedy >= -100: {a['ok']}/{a['n']} seeds, "
                         f"env steps {_span(a['steps'])} | | `python benchmarks/chapter3_rl.py --only acrobot` |")

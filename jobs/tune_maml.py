@@ -10,7 +10,7 @@ final checkpoint. Resumable (--sweep.resume); results in TensorBoard files and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import tyro
 
@@ -41,8 +41,7 @@ def main(args: Args) -> None:
     if args.train.algo != "maml":
         raise SystemExit("jobs/tune_maml.py sweeps MAML; use --train.algo maml (the default)")
     train = smoke_config(args.train) if args.smoke_test else args.train
-    trials_cfg = replace(train, test_tasks=())  # trials rank on validation; only the final run is tested
-    sweep_job("maml", trials_cfg, args.sweep, args.metric, "max", args.ray, args.smoke_test, final_tests=train.test_tasks)
+    sweep_job("maml", train, args.sweep, args.metric, "max", args.ray, args.smoke_test)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from genlab.data.fewshot import FewShotSet
+from genlab.eval.reconstruction import to_float
 
 
 @dataclass
@@ -59,6 +60,6 @@ class EpisodeSampler:
             support.append(chosen[: self.k_shot])
             query.append(chosen[self.k_shot:])
             classes.append((self.class_ids[c], turns))
-        as_float = lambda xs: torch.cat(xs).unsqueeze(1).float() / 255.0  # noqa: E731
         labels = lambda n: torch.arange(self.n_way).repeat_interleave(n)  # noqa: E731
-        return Episode(as_float(support), labels(self.k_shot), as_float(query), labels(self.n_query), classes)
+        return Episode(to_float(torch.cat(support)), labels(self.k_shot), to_float(torch.cat(query)),
+                       labels(self.n_query), classes)

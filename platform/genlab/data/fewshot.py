@@ -65,10 +65,7 @@ class FewShotSet:
         directory.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
-            write_shards(self.images, self.labels, tmp / "shards")
-            for part in (tmp / "shards").iterdir():
-                os.replace(part, tmp / part.name)
-            (tmp / "shards").rmdir()
+            write_shards(self.images, self.labels, tmp)
             (tmp / "_classes.json").write_text(json.dumps({"names": self.class_names, "groups": self.class_groups,
                                                            "shape": list(self.images.shape[1:])}))
             if directory.exists():

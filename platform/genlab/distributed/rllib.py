@@ -15,18 +15,28 @@ import numpy as np
 import torch
 
 from genlab.eval.rl import Policy
-from genlab.rl.config import EvalConfig
+from genlab.rl.config import EvalConfig, smoke_eval
 from genlab.rl.envs import reward_threshold
 from genlab.rl.results import RunRecorder
 
 
 @dataclass
-class RLlibDQNConfig:
-    """RLlib DQN, tuned example settings: dueling double DQN, prioritized replay, n-step 2-5."""
+class RLlibCommon:
+    """What RLlib's DQN and PPO configs share."""
 
     env_id: str = "CartPole-v1"
     seed: int = 0
     total_env_steps: int = 200_000
+    stop_return: float | None = None
+    """Bar on RLlib's own training metric `env_runners/episode_return_mean` (100-episode mean); None = RLlib's
+    tuned-example bar where there is one (CartPole-v1: 450), else the environment's reward_threshold."""
+    num_env_runners: int = 0
+
+
+@dataclass
+class RLlibDQNConfig(RLlibCommon):
+    """RLlib DQN, tuned example settings: dueling double DQN, prioritized replay, n-step 2-5."""
+
     lr: float = 5e-4
     train_batch_size: int = 32
     buffer_capacity: int = 50_000
@@ -37,22 +47,15 @@ class RLlibDQNConfig:
     epsilon_final: float = 0.02
     hidden: tuple[int, ...] = (256,)
     head_hidden: tuple[int, ...] = (256,)
-    stop_return: float | None = None
-    """Bar on RLlib's own training metric `env_runners/episode_return_mean` (100-episode mean); None = RLlib's
-    tuned-example bar where there is one (CartPole-v1: 450), else the environment's reward_threshold."""
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(stop_when_reached=True))
     """Stops by default once both bars are passed (the slowest learner here, ~2.5 ms per env step on 2 CPUs;
     RLlib's tuned example stops at its bar too)."""
-    num_env_runners: int = 0
 
 
 @dataclass
-class RLlibPPOConfig:
+class RLlibPPOConfig(RLlibCommon):
     """RLlib PPO, tuned example settings: a 32-unit linear trunk shared by policy and value."""
 
-    env_id: str = "CartPole-v1"
-    seed: int = 0
-    total_env_steps: int = 200_000
     lr: float = 3e-4
     num_epochs: int = 6
     vf_loss_coeff: float = 0.01
@@ -60,23 +63,19 @@ class RLlibPPOConfig:
     minibatch_size: int = 128
     hidden: tuple[int, ...] = (32,)
     activation: str = "linear"
-    stop_return: float | None = None
-    """Bar on RLlib's own training metric `env_runners/episode_return_mean` (100-episode mean); None = RLlib's
-    tuned-example bar where there is one (CartPole-v1: 450), else the environment's reward_threshold."""
     eval: EvalConfig = field(default_factory=lambda: EvalConfig(every_steps=4000))
-    num_env_runners: int = 0
 
 
 RLLIB_BARS = {"CartPole-v1": 450.0}  # rllib/tuned_examples/{dqn,ppo}/cartpole_*.py: default_reward
 
 
-def rllib_bar(cfg: RLlibDQNConfig | RLlibPPOConfig) -> float:
+def rllib_bar(cfg: RLlibCommon) -> float:
     if cfg.stop_return is not None:
         return float(cfg.stop_return)
     return RLLIB_BARS.get(cfg.env_id) or reward_threshold(cfg.env_id, None)
 
 
-def algorithm_config(cfg: RLlibDQNConfig | RLlibPPOConfig):
+def algorithm_config(cfg: RLlibCommon):
     from ray.rllib.algorithms.dqn import DQNConfig
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
@@ -127,7 +126,7 @@ def load_rllib_policy(checkpoint: str | Path, greedy: bool = True) -> Policy:
     return module_policy(RLModule.from_checkpoint(str(path)), greedy)
 
 
-def train_rllib(cfg: RLlibDQNConfig | RLlibPPOConfig, run_dir: str | Path | None = None,
+def train_rllib(cfg: RLlibCommon, run_dir: str | Path | None = None,
                 report: Callable[[dict], None] | None = None) -> dict:
     """Build the algorithm, `train()` until `total_env_steps`, score the module with our evaluator every
     `cfg.eval.every_steps`; also record when RLlib's own metric first reached `stop_return`. With
@@ -155,9 +154,9 @@ def train_rllib(cfg: RLlibDQNConfig | RLlibPPOConfig, run_dir: str | Path | None
     return summary
 
 
-def smoke_rllib(cfg: RLlibDQNConfig | RLlibPPOConfig) -> RLlibDQNConfig | RLlibPPOConfig:
+def smoke_rllib(cfg: RLlibCommon) -> RLlibCommon:
     """A couple of small iterations: checks build, train, evaluation and save end to end."""
-    small_eval = replace(cfg.eval, every_steps=500, screen_episodes=2, episodes=3)
+    small_eval = smoke_eval(cfg.eval)
     if isinstance(cfg, RLlibDQNConfig):
         return replace(cfg, total_env_steps=1500, hidden=(32,), head_hidden=(32,), eval=small_eval)
     return replace(cfg, total_env_steps=1000, train_batch_size=500, minibatch_size=100, eval=small_eval)

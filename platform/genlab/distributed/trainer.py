@@ -57,22 +57,22 @@ def _worker_loop(loop_config: dict) -> None:
     cfg = from_dict(_resolve(loop_config["config_cls"]), loop_config["config"])
     rt = RayTrainRuntime(loop_config["run_dir"], data_backend=loop_config["data_backend"],
                          shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed)
-    has_test = "test" in loop_config["shard_dirs"]
-    test = read_shards(loop_config["shard_dirs"]["test"]) if rt.is_main and has_test else None
+    test_dir = loop_config["shard_dirs"].get("test")
+    test = read_shards(test_dir) if rt.is_main and test_dir else None
     _resolve(loop_config["loop"])(cfg, rt, test)
 
 
 def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | None) -> dict:
     """Train `config` with the loop at `loop` ('module:function'); returns the final metrics of the run.
     `dataset=None`: the loop reads its own data (episodic meta-learning), no image shards are streamed."""
-    splits = ("train", "test") if dataset else ()
-    shard_dirs = {split: str(ensure_shards(dataset, split)) for split in splits}
+    shard_dirs = {split: str(ensure_shards(dataset, split)) for split in ("train", "test")} if dataset else {}
     config_cls = f"{type(config).__module__}:{type(config).__name__}"
     if ray_cfg.num_workers == 0:
-        train, test = (read_shards(shard_dirs["train"]), read_shards(shard_dirs["test"])) if dataset else (None, None)
-        rt = LocalRuntime(run_dir, {"train": train} if dataset else {}, seed=config.seed,
-                          keep=ray_cfg.keep_checkpoints, device="cuda" if ray_cfg.use_gpu else "cpu", resume_from=ray_cfg.resume or None)
-        _resolve(loop)(config, rt, test)
+        data = {split: read_shards(d) for split, d in shard_dirs.items()}
+        rt = LocalRuntime(run_dir, {k: v for k, v in data.items() if k == "train"}, seed=config.seed,
+                          keep=ray_cfg.keep_checkpoints, device="cuda" if ray_cfg.use_gpu else "cpu",
+                          resume_from=ray_cfg.resume or None)
+        _resolve(loop)(config, rt, data.get("test"))
         return final_metrics(run_dir)
 
     ray = init_ray()
@@ -81,7 +81,7 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
 
     sizes = {split: _count_rows(d) for split, d in shard_dirs.items()}
     datasets = None
-    if ray_cfg.data_backend == "ray" and dataset:
+    if ray_cfg.data_backend == "ray" and shard_dirs:
         # Read once, before the workers take their CPUs: on a small machine the workers hold every CPU, and
         # streaming read tasks scheduled during training would wait forever. The blocks then sit in the object
         # store and each worker streams its shard of them.

@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from genlab.core.config import from_dict, save_json, to_dict
-
+from genlab.eval.report import markdown_table
 
 
 @dataclass
@@ -77,7 +78,7 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
     for r in grid:
         if r.metrics is None or metric not in r.metrics:
             continue
-        rows.append({"trial": r.metrics.get("trial_id", Path(r.path).name), **{k: r.config[k] for k in sorted(r.config)},
+        rows.append({"trial": r.metrics.get("trial_id", Path(r.path).name), **dict(sorted(r.config.items())),
                      metric: r.metrics[metric], "iterations": r.metrics.get("training_iteration"),
                      **{k: v for k, v in r.metrics.items() if k.startswith(("val/", "eval/", "test/"))}})
     if not rows:
@@ -88,14 +89,9 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
     return {"dir": path, "results": rows, "best": best}
 
 
-def results_table(rows: list[dict], metric: str, keys: list[str], top: int = 0) -> str:
+def results_table(rows: list[dict], metric: str, keys: list[str]) -> str:
     """Markdown table of trials, best first."""
-    cols = ["trial", *keys, metric, "iterations"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in rows[: top or len(rows)]:
-        cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, ["trial", *keys, metric, "iterations"])
 
 
 # -- MAML ---------------------------------------------------------------------------------------------------------
@@ -116,8 +112,8 @@ def maml_trial(params: dict, base: dict, cls) -> None:
     from genlab.meta.train import train
 
     torch.set_num_threads(1)
-    cfg = with_overrides(from_dict(cls, base), params)
-    train(dataclasses.replace(cfg, progress=False), TuneRuntime({}, seed=cfg.seed))
+    cfg = with_overrides(from_dict(cls, base), params)  # trials rank on validation; only the final run is tested
+    train(dataclasses.replace(cfg, progress=False, test_tasks=()), TuneRuntime({}, seed=cfg.seed))
 
 
 # -- beta-VAE -----------------------------------------------------------------------------------------------------
@@ -151,52 +147,63 @@ def vae_disentanglement(checkpoint: Path, test, n: int = 5000) -> dict:
 
     from genlab.core.checkpoint import load_model
     from genlab.eval.disentanglement import class_mig
+    from genlab.eval.reconstruction import to_float
 
     model = load_model(checkpoint).eval()
     with torch.no_grad():
-        mu = model.encode(test[0][:n].float().div(255).unsqueeze(1))[0]
+        mu = model.encode(to_float(test[0][:n]))[0]
     return {f"eval/{k}": v for k, v in class_mig(mu.flatten(1).numpy(), test[1][:n].numpy()).items()}
 
 
-def sweep_job(kind: str, base_cfg, sweep: SweepConfig, metric: str, mode: str, ray_cfg, smoke_test: bool,
-              final_tests: tuple[str, ...] = ()) -> Path:
+@dataclass(frozen=True)
+class SweepKind:
+    """What differs between the sweeps: search space, trial, the harness loop of the final run, its budget."""
+
+    keys: list[str]
+    space: Callable[[], dict]
+    trial: Callable
+    loop: str
+    max_t: Callable[[Any], int]             # ASHA's horizon in reports, from the base config
+    final_budget: Callable[[Any, int], dict]  # the best config's final run, given a budget factor
+    tradeoff: tuple[str, str, str]          # figure: x, y, colour
+
+
+KINDS = {
+    "maml": SweepKind(MAML_SPACE_KEYS, maml_space, maml_trial, "genlab.meta.train:train",
+                      lambda c: max(1, c.episodes // c.eval_every),
+                      lambda c, f: {"episodes": c.episodes * f}, ("lr", "val/acc", "inner_lr")),
+    "vae": SweepKind(VAE_SPACE_KEYS, vae_space, vae_trial, "genlab.autoencoders.train:train", lambda c: c.epochs,
+                     lambda c, f: {"epochs": c.epochs * f, "figures": True},
+                     ("eval/neg_elbo_nats", "eval/mig", "beta")),
+}
+
+
+def sweep_job(kind: str, base_cfg, sweep: SweepConfig, metric: str, mode: str, ray_cfg, smoke_test: bool) -> Path:
     """Body of jobs/tune_maml.py and jobs/tune_beta_vae.py: sweep, table, figure, then the best config trained
     to a final checkpoint under the harness (Ray Train)."""
+    from genlab.core.plotting import sweep_tradeoff
     from genlab.distributed.jobs import setup_logging, train_job
 
     setup_logging()
+    spec = KINDS[kind]
     if smoke_test:
         sweep = dataclasses.replace(sweep, num_samples=2)
-    space, keys, trial = (maml_space(), MAML_SPACE_KEYS, maml_trial) if kind == "maml" else \
-        (vae_space(), VAE_SPACE_KEYS, vae_trial)
     if not sweep.name:
         sweep = dataclasses.replace(sweep, name=f"tune-{kind}")
-    max_t = max(1, base_cfg.episodes // base_cfg.eval_every) if kind == "maml" else base_cfg.epochs
-    out = run_sweep(trial, base_cfg, space, metric, mode, sweep, max_t)
-    table = results_table(out["results"], metric, keys)
+    out = run_sweep(spec.trial, base_cfg, spec.space(), metric, mode, sweep, spec.max_t(base_cfg))
+    table = results_table(out["results"], metric, spec.keys)
     (out["dir"] / "trials.md").write_text(table + "\n")
-    from genlab.core.plotting import sweep_tradeoff
-
-    x, y, color = (("eval/neg_elbo_nats", "eval/mig", "beta") if kind == "vae" else ("lr", "val/acc", "inner_lr"))
-    sweep_tradeoff(out["results"], x, y, color, out["dir"] / "tradeoff.png",
+    sweep_tradeoff(out["results"], *spec.tradeoff, out["dir"] / "tradeoff.png",
                    f"{kind} sweep: {len(out['results'])} trials (best: {metric} = {out['best'][metric]:.4g})")
     print(table)
     print(f"sweep directory: {out['dir']} (TensorBoard: tensorboard --logdir {out['dir']})")
     if sweep.train_best:
-        best_cfg = with_overrides(base_cfg, {k: out["best"][k] for k in keys})
-        best_cfg = dataclasses.replace(best_cfg, **final_budget(kind, best_cfg, smoke_test))
-        if kind == "maml":
-            best_cfg = dataclasses.replace(best_cfg, test_tasks=final_tests)
+        # the sweep only had to rank configs: the final run gets twice a trial's budget (smoke: the same)
+        best_cfg = with_overrides(base_cfg, {k: out["best"][k] for k in spec.keys})
+        best_cfg = dataclasses.replace(best_cfg, progress=not smoke_test,
+                                       **spec.final_budget(best_cfg, 1 if smoke_test else 2))
         save_json(to_dict(best_cfg), out["dir"] / "best_config.json")
-        loop = "genlab.meta.train:train" if kind == "maml" else "genlab.autoencoders.train:train"
-        run_dir, _ = train_job(best_cfg, loop, dataclasses.replace(ray_cfg, storage=str(out["dir"])), False, None)
+        run_dir, _ = train_job(best_cfg, spec.loop, dataclasses.replace(ray_cfg, storage=str(out["dir"])), False,
+                               None)
         print(f"best config trained to a final checkpoint in {run_dir}")
     return out["dir"]
-
-
-def final_budget(kind: str, cfg, smoke_test: bool) -> dict:
-    """The best config's final run: the sweep trial's budget x2 (the sweep only had to rank configs)."""
-    factor = 1 if smoke_test else 2
-    if kind == "maml":
-        return {"episodes": cfg.episodes * factor, "progress": not smoke_test}
-    return {"epochs": cfg.epochs * factor, "figures": True, "progress": not smoke_test}

@@ -42,8 +42,10 @@ class MAML(nn.Module):
                 params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
         return params
 
-    def episode_loss(self, support, support_labels, query, query_labels) -> tuple[torch.Tensor, torch.Tensor]:
-        """Query loss after adapting on the support set, and the query accuracy."""
-        fast = self.adapt(support, support_labels)
+    def episode_loss(self, support, support_labels, query, query_labels,
+                     steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Query loss after adapting on the support set (`steps` inner steps, default `inner_steps`), and the
+        query accuracy."""
+        fast = self.adapt(support, support_labels, steps=steps)
         logits = self(query, fast)
         return F.cross_entropy(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()

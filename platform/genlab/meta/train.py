@@ -37,10 +37,11 @@ def build_learner(cfg: MetaConfig) -> nn.Module:
 
 
 # ALGO LOGIC
-def episode_loss(learner: nn.Module, ep: Episode) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query cross-entropy and accuracy of one episode (MAML adapts on the support set first)."""
+def episode_loss(learner: nn.Module, ep: Episode, inner_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query cross-entropy and accuracy of one episode (MAML adapts on the support set first, with
+    `inner_steps` steps, default its own)."""
     if isinstance(learner, MAML):
-        return learner.episode_loss(ep.support, ep.support_labels, ep.query, ep.query_labels)
+        return learner.episode_loss(ep.support, ep.support_labels, ep.query, ep.query_labels, steps=inner_steps)
     logits = learner(ep.support, ep.support_labels, ep.query, ep.n_way)
     return F.cross_entropy(logits, ep.query_labels), (logits.argmax(1) == ep.query_labels).float().mean()
 
@@ -56,22 +57,15 @@ def average_gradients(model: nn.Module) -> None:
 # END ALGO LOGIC
 
 
-def evaluate(learner: nn.Module, sampler: EpisodeSampler, episodes: int, seed: int, inner_steps: int = 0) -> tuple:
+def evaluate(learner: nn.Module, sampler: EpisodeSampler, episodes: int, seed: int,
+             inner_steps: int | None = None) -> tuple:
     """Mean query accuracy over `episodes` seeded episodes and its 95% CI half-width."""
     gen = torch.Generator().manual_seed(seed)
     device = next(learner.parameters()).device
     learner.eval()
-    accs = []
-    saved = getattr(learner, "inner_steps", None)
-    if isinstance(learner, MAML) and inner_steps:
-        learner.inner_steps = inner_steps
-    try:
-        with torch.no_grad():
-            for _ in range(episodes):
-                accs.append(float(episode_loss(learner, sampler.sample(gen).to(device))[1]))
-    finally:
-        if saved is not None:
-            learner.inner_steps = saved
+    with torch.no_grad():
+        accs = [float(episode_loss(learner, sampler.sample(gen).to(device), inner_steps)[1])
+                for _ in range(episodes)]
     learner.train()
     return mean_ci95(accs)
 
@@ -124,13 +118,14 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
         bar.update()
         if step % cfg.eval_every == 0 or step == cfg.episodes:
             elapsed = time.perf_counter() - t0
-            val_acc, val_ci = evaluate(learner, val_sampler, cfg.val_episodes, seed=1, inner_steps=cfg.eval_inner_steps)
             metrics = {"step": step, "train/loss": window_loss / n, "train/acc": window_acc / n,
-                       "val/acc": val_acc, "val/ci95": val_ci, "lr": sched.get_last_lr()[0],
-                       "perf/episodes_per_s": n * rt.world_size / elapsed}
-            bar.set_postfix(loss=f"{window_loss / n:.3f}", val=f"{val_acc:.3f}", refresh=False)
+                       "lr": sched.get_last_lr()[0], "perf/episodes_per_s": n * rt.world_size / elapsed}
             checkpoint = None
-            if rt.is_main:
+            if rt.is_main:  # only rank 0's metrics are kept: the other ranks skip validation
+                val_acc, val_ci = evaluate(learner, val_sampler, cfg.val_episodes, seed=1,
+                                           inner_steps=cfg.eval_inner_steps)
+                metrics |= {"val/acc": val_acc, "val/ci95": val_ci}
+                bar.set_postfix(loss=f"{window_loss / n:.3f}", val=f"{val_acc:.3f}", refresh=False)
                 checkpoint = save_checkpoint(rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg),
                                              model=learner, train_state={
                                                  "opt": opt.state_dict(), "sched": sched.state_dict(),

@@ -93,9 +93,14 @@ class ReinforceConfig:
     torch_threads: int = 1
 
 
+def smoke_eval(cfg: EvalConfig) -> EvalConfig:
+    """Evaluation at smoke scale (our agents' and RLlib's smoke configs)."""
+    return replace(cfg, every_steps=500, screen_episodes=2, episodes=3)
+
+
 def smoke_config(cfg):
     """A few thousand env steps and short evaluations: checks everything end to end in seconds."""
-    small_eval = replace(cfg.eval, every_steps=500, screen_episodes=2, episodes=3)
+    small_eval = smoke_eval(cfg.eval)
     if isinstance(cfg, DQNConfig):
         return replace(cfg, total_env_steps=1500, learning_starts=200, train_freq=64, gradient_steps=8,
                        buffer_size=2000, hidden=(32,), eval=small_eval)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.core.config import save_json
+from genlab.eval.report import markdown_table
 from genlab.rl.figures import seed_curves
 
 COLUMNS = ["agent", "env", "seeds", "budget (env steps)", "reached threshold", "env steps to threshold (mean; max)",
@@ -19,24 +20,34 @@ def _fmt(values: list[float], digits: int = 0) -> str:
     return f"{np.mean(values):,.{digits}f}" if values else "-"
 
 
+def agent_stats(summaries: list[dict], agent: str, budget: int) -> dict:
+    """One agent's runs summed up: how many reached the threshold within `budget`, at which steps / seconds,
+    final returns, and RLlib's own bar (`rllib` is None for our agents)."""
+    runs = [s for s in summaries if s["algo"] == agent]
+    reached = [s for s in runs if s["reached_step"] is not None and s["reached_step"] <= budget]
+    rllib = [s["rllib_reached_step"] for s in runs if "rllib_reached_step" in s]
+    return {"runs": runs, "n": len(runs), "budget": budget, "ok": len(reached),
+            "steps": [s["reached_step"] for s in reached], "secs": [s["reached_train_seconds"] for s in reached],
+            "final": [s["final_greedy_return_mean"] for s in runs],
+            "sampled": [s["final_sampled_return_mean"] for s in runs if "final_sampled_return_mean" in s],
+            "rllib": rllib or None, "rllib_steps": [r for r in rllib if r is not None],
+            "rllib_ok": sum(1 for r in rllib if r is not None and r <= budget)}
+
+
 def table_rows(summaries: list[dict], budgets: dict[str, int]) -> list[dict]:
     rows = []
     for agent in dict.fromkeys(s["algo"] for s in summaries):
-        runs = [s for s in summaries if s["algo"] == agent]
-        reached = [s for s in runs if s["reached_step"] is not None and s["reached_step"] <= budgets[agent]]
-        steps = [s["reached_step"] for s in reached]
-        final = [s["final_greedy_return_mean"] for s in runs]
-        rllib = [s.get("rllib_reached_step") for s in runs if "rllib_reached_step" in s]
-        rllib_ok = [r for r in rllib if r is not None]
+        a = agent_stats(summaries, agent, budgets[agent])
+        first = a["runs"][0]
         rows.append({
-            COLUMNS[0]: agent, COLUMNS[1]: runs[0]["env_id"], COLUMNS[2]: len(runs),
-            COLUMNS[3]: budgets[agent],
-            COLUMNS[4]: f"{len(reached)}/{len(runs)} (>= {runs[0]['threshold']:g}, greedy, "
-                        f"{runs[0].get('eval_episodes', 100)} episodes)",
-            COLUMNS[5]: f"{_fmt(steps)}; {max(steps):,}" if steps else "-",
-            COLUMNS[6]: _fmt([s["reached_train_seconds"] for s in reached], 1),
-            COLUMNS[7]: f"{np.mean(final):.1f} +- {np.std(final):.1f}",
-            COLUMNS[8]: (f"{len(rllib_ok)}/{len(rllib)}; {_fmt(rllib_ok)}" if rllib else "n/a"),
+            COLUMNS[0]: agent, COLUMNS[1]: first["env_id"], COLUMNS[2]: a["n"], COLUMNS[3]: a["budget"],
+            COLUMNS[4]: f"{a['ok']}/{a['n']} (>= {first['threshold']:g}, greedy, "
+                        f"{first.get('eval_episodes', 100)} episodes)",
+            COLUMNS[5]: f"{_fmt(a['steps'])}; {max(a['steps']):,}" if a["steps"] else "-",
+            COLUMNS[6]: _fmt(a["secs"], 1),
+            COLUMNS[7]: f"{np.mean(a['final']):.1f} +- {np.std(a['final']):.1f}",
+            COLUMNS[8]: (f"{len(a['rllib_steps'])}/{len(a['rllib'])}; {_fmt(a['rllib_steps'])}" if a["rllib"]
+                         else "n/a"),
         })
     return rows
 
@@ -45,9 +56,7 @@ def write_report(summaries: list[dict], budgets: dict[str, int], run_dir: str | 
     """table.md, table.csv, summaries.json and curves.png (mean +- std over seeds, x = env steps)."""
     run_dir = Path(run_dir)
     rows = table_rows(summaries, budgets)
-    md = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    md += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
-    (run_dir / "table.md").write_text("\n".join(md) + "\n")
+    (run_dir / "table.md").write_text(markdown_table(rows, COLUMNS) + "\n")
     with open(run_dir / "table.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -57,7 +66,8 @@ def write_report(summaries: list[dict], budgets: dict[str, int], run_dir: str | 
     for s in summaries:
         curves.setdefault(s["algo"], []).append(s["curve"])
     env = summaries[0]["env_id"]
-    seed_curves(curves, summaries[0]["threshold"], run_dir / "curves.png", f"{env}: every agent, mean +- std over seeds")
+    seed_curves(curves, summaries[0]["threshold"], run_dir / "curves.png",
+                f"{env}: every agent, mean +- std over seeds")
     return {"table": run_dir / "table.md", "csv": run_dir / "table.csv", "figure": run_dir / "curves.png"}
 
 

@@ -6,7 +6,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from genlab.eval.rl import Policy, evaluate_policy
+import numpy as np
+
+from genlab.eval.rl import EvalResult, Policy, evaluate_policy
 from genlab.rl.config import EvalConfig
 from genlab.rl.envs import reward_threshold
 
@@ -54,7 +56,12 @@ class EvalTracker:
         screen = evaluate_policy(policy, self.env_id, self.cfg.screen_episodes, self.cfg.seed)
         metrics = {"step": step, "eval/screen_return_mean": screen.mean, "perf/train_seconds": train_seconds}
         if screen.mean >= self.threshold and self.reached.step is None:
-            full = evaluate_policy(policy, self.env_id, self.cfg.episodes, self.cfg.seed)
+            # episode i is seeded seed + i: the screen's episodes are the full evaluation's first ones
+            full, n_rest = screen, self.cfg.episodes - len(screen.returns)
+            if n_rest > 0:
+                rest = evaluate_policy(policy, self.env_id, n_rest, self.cfg.seed + len(screen.returns))
+                full = EvalResult(np.concatenate([screen.returns, rest.returns]),
+                                  np.concatenate([screen.lengths, rest.lengths]))
             metrics["eval/return_mean"] = full.mean
             if full.mean >= self.threshold:
                 self.reached = Reached(step, train_seconds, full.mean)
