@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
-from tqdm.auto import tqdm
 
 from genlab.autoencoders.config import TrainConfig
 from genlab.autoencoders.losses import add_gaussian_noise, ae_loss, vae_loss
 from genlab.autoencoders.models import VAE, build_model
 from genlab.core import loop
-from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint, unwrap
-from genlab.core.config import to_dict
+from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
-from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.core.seeding import seed_everything
+from genlab.core.train_state import TrainState
 from genlab.eval.likelihood import binarize, vae_test_metrics
 from genlab.eval.reconstruction import reconstruction_metrics, to_float
 
@@ -31,65 +29,27 @@ def train(cfg: TrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor]
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
     sched = loop.warmup_cosine(opt, steps_per_epoch * cfg.epochs, cosine=cfg.cosine_decay)
-    epoch, step = 0, 0
-    if (ckpt := rt.latest_checkpoint()) is not None:
-        state = load_train_state(ckpt)
-        load_weights(model, ckpt)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        epoch, step = state["epoch"], state["step"]
-        log.info("resumed from %s at epoch %d", ckpt, epoch)
-    model = rt.prepare_model(model)
-    per_worker_batch = max(1, cfg.batch_size // rt.world_size)
-    metrics: dict = {}
+    state = TrainState(model, {"optimizer": opt}, {"scheduler": sched})
 
-    while epoch < cfg.epochs:
-        model.train()
-        sums, n, wait, t0 = {}, 0, 0.0, time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and rt.is_main))
-        batches = iter(rt.batches("train", per_worker_batch, epoch))
-        for _ in range(steps_per_epoch):
-            tw = time.perf_counter()
-            images, _labels = next(batches)
-            wait += time.perf_counter() - tw
-            # ALGO LOGIC: one gradient step of the chosen objective
-            x = to_float(images)
-            with rt.autocast():
-                parts = _loss(cfg, model, x)
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            opt.step()
-            sched.step()
-            step += 1
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n += 1
-            bar.update()
-            bar.set_postfix(loss=f"{float(parts['loss'].detach()):.4f}", refresh=False)
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        epoch += 1
-        metrics = {"step": step, "epoch": epoch, "train/lr": sched.get_last_lr()[0],
-                   **{f"train/{k}": v / n for k, v in sums.items()},
-                   "perf/epoch_s": elapsed, "perf/samples_per_s": n * per_worker_batch * rt.world_size / elapsed,
-                   "perf/data_wait_frac": wait / elapsed}
-        if rt.is_main and test is not None:
-            metrics |= {f"eval/{k}": v for k, v in evaluate(cfg, unwrap(model), test, rt.device).items()}
-        checkpoint = None
-        if rt.is_main:
-            checkpoint = save_checkpoint(
-                rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg), model=model,
-                train_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
-                             "epoch": epoch, "step": step})
-        rt.report(metrics, checkpoint=checkpoint)
+    def step(batch) -> dict[str, torch.Tensor]:
+        # ALGO LOGIC: one gradient step of the chosen objective
+        images, _labels = batch
+        x = to_float(images)
+        with rt.autocast():
+            parts = _loss(cfg, state.module(), x)
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        opt.step()
+        sched.step()
+        return {k: v.detach() for k, v in parts.items()}
 
-    final = final_evaluation(cfg, unwrap(model), test, rt) if rt.is_main and test is not None else {}
-    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
-        rt.report({"step": step, **final})
-        metrics |= final
-    return metrics
+    def eval_fn() -> dict:
+        return {f"eval/{k}": v for k, v in evaluate(cfg, model, test, rt.device).items()} if test is not None else {}
+
+    return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
+               steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=eval_fn,
+               final_fn=(lambda: final_evaluation(cfg, model, test, rt)) if test is not None else None,
+               progress=cfg.progress, desc=cfg.run_name())
 
 
 def _loss(cfg: TrainConfig, model, x: torch.Tensor) -> dict[str, torch.Tensor]:

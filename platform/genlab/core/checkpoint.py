@@ -45,17 +45,17 @@ def _git_sha() -> str:
 
 
 def save_checkpoint(path: str | Path, *, family: str, config: dict, model: nn.Module,
-                    train_state: dict | None = None, ema: nn.Module | None = None) -> Path:
-    """Write a checkpoint directory atomically; returns its path."""
+                    train_state: dict | None = None, ema: nn.Module | dict | None = None) -> Path:
+    """Write a checkpoint directory atomically; returns its path. `ema`: a module or a state dict."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         save_json({"format_version": FORMAT_VERSION, "family": family, "git_sha": _git_sha(),
                    "config": config}, tmp / "config.json")
-        save_file(_state(unwrap(model)), tmp / "model.safetensors")
+        save_file(_state(unwrap(model).state_dict()), tmp / "model.safetensors")
         if ema is not None:
-            save_file(_state(unwrap(ema)), tmp / "ema.safetensors")
+            save_file(_state(ema if isinstance(ema, dict) else unwrap(ema).state_dict()), tmp / "ema.safetensors")
         if train_state is not None:
             torch.save(train_state, tmp / "train_state.pt")
         if path.exists():
@@ -71,8 +71,8 @@ def save_checkpoint(path: str | Path, *, family: str, config: dict, model: nn.Mo
     return path
 
 
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+def _state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
 def read_checkpoint_config(path: str | Path) -> dict:

@@ -1,7 +1,8 @@
 """The small interface a training loop runs against, and the local (no Ray) implementation.
 
-A loop calls only: `rank`, `world_size`, `device`, `is_main`, `run_dir`, `prepare_model`, `batches`,
-`autocast`, `checkpoint_dir`, `report`, `latest_checkpoint`. `LocalRuntime` serves tests and notebooks; the
+The harness (`genlab.core.harness.fit`) and the families call only: `rank`, `world_size`, `device`, `is_main`,
+`run_dir`, `stop_after_s`, `prepare_model`, `batches`, `autocast`, `progress`, `checkpoint_dir`, `report`,
+`latest_checkpoint`. `LocalRuntime` serves tests and notebooks; the
 Ray Train runtime in `genlab.distributed.train_runtime` maps the same calls onto Ray Train and Ray Data.
 """
 
@@ -14,6 +15,7 @@ from typing import Iterator, Protocol
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from genlab.core.checkpoint import find_latest_checkpoint, step_checkpoints
 from genlab.core.rundir import MetricsWriter
@@ -26,6 +28,7 @@ class Runtime(Protocol):
     world_size: int
     device: torch.device
     run_dir: Path
+    stop_after_s: float  # end the run (checkpointed) after the first epoch that finishes past this; 0 = never
 
     @property
     def is_main(self) -> bool: ...
@@ -33,6 +36,7 @@ class Runtime(Protocol):
     def num_examples(self, split: str) -> int: ...
     def batches(self, split: str, batch_size: int, epoch: int) -> Iterator[Batch]: ...
     def autocast(self) -> contextlib.AbstractContextManager: ...
+    def progress(self, **tqdm_kwargs): ...
     def checkpoint_dir(self, step: int) -> Path: ...
     def report(self, metrics: dict, checkpoint: Path | None = None) -> None: ...
     def latest_checkpoint(self) -> Path | None: ...
@@ -63,7 +67,8 @@ class LocalRuntime:
     is_main = True
 
     def __init__(self, run_dir: str | Path, datasets: dict[str, Batch], seed: int = 0,
-                 device: str = "cpu", keep: int = 2, resume_from: str | Path | None = None):
+                 device: str = "cpu", keep: int = 2, resume_from: str | Path | None = None,
+                 stop_after_s: float = 0):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.datasets = datasets
@@ -71,6 +76,7 @@ class LocalRuntime:
         self.device = torch.device(device)
         self.keep = keep
         self.resume_from = Path(resume_from) if resume_from else None
+        self.stop_after_s = stop_after_s
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl")
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
@@ -88,6 +94,9 @@ class LocalRuntime:
 
     def autocast(self):
         return autocast_for(self.device)
+
+    def progress(self, **tqdm_kwargs):
+        return tqdm(**tqdm_kwargs)
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.run_dir / "checkpoints" / f"step_{step:08d}"

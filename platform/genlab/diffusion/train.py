@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from torch.nn.utils import clip_grad_norm_
 
 from genlab.core import loop
-from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint, unwrap
-from genlab.core.config import to_dict
+from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
-from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.core.seeding import seed_everything
+from genlab.core.train_state import TrainState
 from genlab.eval.reconstruction import to_signed
 from genlab.diffusion.config import DiffusionConfig
 from genlab.diffusion.schedule import NoiseSchedule
@@ -53,76 +52,37 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
     sched = loop.warmup_cosine(opt, steps_per_epoch * cfg.epochs, cfg.warmup_steps)
-    epoch, step = 0, 0
-    if (ckpt := rt.latest_checkpoint()) is not None:
-        state = load_train_state(ckpt)
-        load_weights(model, ckpt)
-        load_weights(ema.module, ckpt, ema=True)
-        ema.n_averaged.fill_(state["ema_n_averaged"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        epoch, step = state["epoch"], state["step"]
-        log.info("resumed from %s at epoch %d", ckpt, epoch)
-    model = rt.prepare_model(model)
-    ema = ema.to(rt.device)
-    per_worker_batch = max(1, cfg.batch_size // rt.world_size)
-    metrics: dict = {}
+    state = TrainState(model, {"optimizer": opt}, {"scheduler": sched}, ema=ema)
 
-    while epoch < cfg.epochs:
-        model.train()
-        sums, n, wait, t0 = {"loss": 0.0, "grad_norm": 0.0}, 0, 0.0, time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and rt.is_main))
-        batches = iter(rt.batches("train", per_worker_batch, epoch))
-        for _ in range(steps_per_epoch):
-            tw = time.perf_counter()
-            images, labels = next(batches)
-            wait += time.perf_counter() - tw
-            # ALGO LOGIC: one DDPM step: random t, noise the batch, regress the noise
-            x0 = to_signed(images)
-            y = drop_labels(labels, cfg.label_dropout, cfg.unet.num_classes) if cfg.conditional else None
-            with rt.autocast():
-                loss = diffusion_loss(model, schedule, x0, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip
-                     else torch.tensor(loop.grad_norm(model.parameters())))
-            opt.step()
-            sched.step()
-            ema.update_parameters(unwrap(model))
-            step += 1
-            sums["loss"] += float(loss.detach())
-            sums["grad_norm"] += float(gnorm)
-            n += 1
-            bar.update()
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        epoch += 1
-        metrics = {"step": step, "epoch": epoch, "train/lr": sched.get_last_lr()[0],
-                   **{f"train/{k}": v / n for k, v in sums.items()},
-                   "perf/epoch_s": elapsed, "perf/samples_per_s": n * per_worker_batch * rt.world_size / elapsed,
-                   "perf/data_wait_frac": wait / elapsed}
-        if rt.is_main and test is not None:
-            metrics["eval/loss_ema"] = held_out_loss(ema.module, schedule, test, cfg, rt.device)
-            if cfg.figures and cfg.grid_steps:
-                from genlab.diffusion.figures import epoch_grid
+    def step(batch) -> dict:
+        images, labels = batch
+        # ALGO LOGIC: one DDPM step: random t, noise the batch, regress the noise
+        x0 = to_signed(images)
+        y = drop_labels(labels, cfg.label_dropout, cfg.unet.num_classes) if cfg.conditional else None
+        with rt.autocast():
+            loss = diffusion_loss(state.module(), schedule, x0, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))  # inf: the norm, no clip
+        opt.step()
+        sched.step()
+        ema.update_parameters(model)
+        return {"loss": loss.detach(), "grad_norm": gnorm}
 
-                epoch_grid(ema.module, schedule, cfg, rt.run_dir, epoch, rt.device)
-        checkpoint = None
-        if rt.is_main:
-            checkpoint = save_checkpoint(
-                rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg), model=model, ema=ema.module,
-                train_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng_state(),
-                             "epoch": epoch, "step": step, "ema_n_averaged": int(ema.n_averaged)})
-        rt.report(metrics, checkpoint=checkpoint)
+    def eval_fn() -> dict:
+        if test is None:
+            return {}
+        out = {"eval/loss_ema": held_out_loss(ema.module, schedule, test, cfg, rt.device)}
+        if cfg.figures and cfg.grid_steps:
+            from genlab.diffusion.figures import epoch_grid
 
-    final = final_evaluation(cfg, ema.module, schedule, test, rt) if rt.is_main and test is not None else {}
-    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
-        rt.report({"step": step, **final})
-        metrics |= final
-    return metrics
+            epoch_grid(ema.module, schedule, cfg, rt.run_dir, state.epoch, rt.device)
+        return out
+
+    return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
+               steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=eval_fn,
+               final_fn=(lambda: final_evaluation(cfg, ema.module, schedule, test, rt)) if test is not None else None,
+               progress=cfg.progress, desc=cfg.run_name())
 
 
 @torch.no_grad()

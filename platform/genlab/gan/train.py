@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-from tqdm.auto import tqdm
+from torch.nn.utils import clip_grad_norm_
 
 from genlab.core import loop
-from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint, unwrap
-from genlab.core.config import to_dict
+from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
-from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.core.seeding import seed_everything
+from genlab.core.train_state import TrainState
 from genlab.eval.reconstruction import to_signed
 from genlab.gan.config import GANTrainConfig
 from genlab.gan.losses import discriminator_loss, generator_loss
@@ -34,103 +31,50 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
-    epoch, step = 0, 0
-    if (ckpt := rt.latest_checkpoint()) is not None:
-        state = load_train_state(ckpt)
-        load_weights(gan, ckpt)
-        if ema is not None:
-            ema.module.load_state_dict(_generator_state(ckpt))
-            ema.n_averaged.fill_(state["ema_n_averaged"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        set_rng_state(state["rng"])
-        epoch, step = state["epoch"], state["step"]
-        log.info("resumed from %s at epoch %d", ckpt, epoch)
-    G, D = rt.prepare_model(gan.generator), rt.prepare_model(gan.discriminator)
-    if ema is not None:
-        ema = ema.to(rt.device)
-    per_worker_batch = max(1, cfg.batch_size // rt.world_size)
+    state = TrainState(gan, {"opt_g": opt_g, "opt_d": opt_d}, ema=ema, ema_of="generator",
+                       ddp=("generator", "discriminator"))
     fixed = fixed_inputs(cfg, rt.device)
-    metrics: dict = {}
 
-    while epoch < cfg.epochs:
-        G.train()
-        D.train()
-        window = {k: 0.0 for k in DIAGNOSTICS}
-        in_window, wait, t0 = 0, 0.0, time.perf_counter()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and rt.is_main))
-        batches = iter(rt.batches("train", per_worker_batch, epoch))
-        for _ in range(steps_per_epoch):
-            tw = time.perf_counter()
-            images, labels = next(batches)
-            wait += time.perf_counter() - tw
-            x = to_signed(images)
-            y = labels if cfg.model.num_classes else None
-            # ALGO LOGIC: one D step on real + detached fake, then one G step through the updated D
-            with rt.autocast():
-                fake = G(torch.randn(len(x), cfg.model.latent_dim, device=x.device), y)
-                real_logits, fake_logits = D(x, y), D(fake.detach(), y)
-                loss_d = discriminator_loss(real_logits, fake_logits, cfg.label_smoothing)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            gn_d = loop.grad_norm(D.parameters())
-            opt_d.step()
-            with rt.autocast():
-                loss_g = generator_loss(D(fake, y))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            gn_g = loop.grad_norm(G.parameters())
-            opt_g.step()
-            if ema is not None:
-                ema.update_parameters(unwrap(G))
-            step += 1
-            for k, v in zip(DIAGNOSTICS, (loss_d, loss_g, torch.sigmoid(real_logits).mean(),
-                                          torch.sigmoid(fake_logits).mean(), gn_d, gn_g)):
-                window[k] += float(v.detach()) if torch.is_tensor(v) else v
-            in_window += 1
-            bar.update()
-            if step % cfg.log_every == 0:
-                bar.set_postfix(d_real=f"{window['d_real'] / in_window:.2f}",
-                                d_fake=f"{window['d_fake'] / in_window:.2f}", refresh=False)
-                # every rank reports (Ray Train expects it); rank 0's window is what metrics.jsonl keeps
-                rt.report({"step": step, **{f"train/{k}": v / in_window for k, v in window.items()}})
-                window = {k: 0.0 for k in DIAGNOSTICS}
-                in_window = 0
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        epoch += 1
-        metrics = {"step": step, "epoch": epoch, "perf/epoch_s": elapsed,
-                   "perf/samples_per_s": steps_per_epoch * per_worker_batch * rt.world_size / elapsed,
-                   "perf/data_wait_frac": wait / elapsed}
-        sampler = ema.module if ema is not None else unwrap(G)
-        if rt.is_main and cfg.figures:
+    def step(batch) -> dict:
+        images, labels = batch
+        G, D = state.module("generator"), state.module("discriminator")
+        x = to_signed(images)
+        y = labels if cfg.model.num_classes else None
+        # ALGO LOGIC: one D step on real + detached fake, then one G step through the updated D
+        with rt.autocast():
+            fake = G(torch.randn(len(x), cfg.model.latent_dim, device=x.device), y)
+            real_logits, fake_logits = D(x, y), D(fake.detach(), y)
+            loss_d = discriminator_loss(real_logits, fake_logits, cfg.label_smoothing)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        gn_d = clip_grad_norm_(D.parameters(), float("inf"))  # the norm only, no clipping
+        opt_d.step()
+        with rt.autocast():
+            loss_g = generator_loss(D(fake, y))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        gn_g = clip_grad_norm_(G.parameters(), float("inf"))
+        opt_g.step()
+        if ema is not None:
+            ema.update_parameters(gan.generator)
+        return dict(zip(DIAGNOSTICS, (loss_d.detach(), loss_g.detach(), torch.sigmoid(real_logits.detach()).mean(),
+                                      torch.sigmoid(fake_logits.detach()).mean(), gn_d, gn_g)))
+
+    def sampler() -> GAN:
+        """The GAN whose generator sampling uses: the EMA one when the run keeps it."""
+        return GAN(cfg.model, ema.module, gan.discriminator) if ema is not None else gan
+
+    def eval_fn() -> dict:
+        if cfg.figures:
             from genlab.gan.figures import epoch_grid
 
-            epoch_grid(sampler, fixed, rt.run_dir, epoch)
-        checkpoint = None
-        if rt.is_main:
-            checkpoint = save_checkpoint(
-                rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg), model=gan,
-                ema=GAN(cfg.model, ema.module, gan.discriminator) if ema is not None else None,
-                train_state={"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state(),
-                             "epoch": epoch, "step": step,
-                             "ema_n_averaged": int(ema.n_averaged) if ema is not None else 0})
-        rt.report(metrics, checkpoint=checkpoint)
+            epoch_grid(sampler().generator, fixed, rt.run_dir, state.epoch)
+        return {}
 
-    final = {}
-    if rt.is_main and test is not None:
-        final = final_evaluation(cfg, GAN(cfg.model, ema.module if ema is not None else gan.generator,
-                                          gan.discriminator), rt)
-    if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
-        rt.report({"step": step, **final})
-        metrics |= final
-    return metrics
-
-
-def _generator_state(ckpt) -> dict:
-    state = load_file(Path(ckpt) / "ema.safetensors")
-    return {k.removeprefix("generator."): v for k, v in state.items() if k.startswith("generator.")}
+    return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
+               steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=eval_fn,
+               final_fn=(lambda: final_evaluation(cfg, sampler(), rt)) if test is not None else None,
+               log_every=cfg.log_every, progress=cfg.progress, desc=cfg.run_name())
 
 
 def fixed_inputs(cfg: GANTrainConfig, device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -4,18 +4,16 @@ its own task batch, gradients are averaged across workers)."""
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from genlab.core.checkpoint import load_train_state, load_weights, save_checkpoint
-from genlab.core.config import to_dict
+from genlab.core.distributed import all_reduce_grads_, broadcast_buffers_
+from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
-from genlab.core.seeding import rng_state, seed_everything, set_rng_state
+from genlab.core.seeding import seed_everything
+from genlab.core.train_state import TrainState
 from genlab.data.episodes import Episode, EpisodeSampler
 from genlab.eval.fewshot import mean_ci95
 from genlab.meta.config import MetaConfig, parse_task
@@ -46,14 +44,6 @@ def episode_loss(learner: nn.Module, ep: Episode, inner_steps: int | None = None
     return F.cross_entropy(logits, ep.query_labels), (logits.argmax(1) == ep.query_labels).float().mean()
 
 
-def average_gradients(model: nn.Module) -> None:
-    """Data parallel over task batches: mean of every gradient across Ray Train workers (MAML's functional
-    forward bypasses DDP's hooks, so both algorithms sync explicitly)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        for p in model.parameters():
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= dist.get_world_size()
 # END ALGO LOGIC
 
 
@@ -77,6 +67,9 @@ def _check_maml_way(cfg: MetaConfig, n_way: int) -> None:
 
 
 def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
+    """Meta-train on episodes; every `eval_every` meta-updates rank 0 validates and checkpoints (an "epoch" of
+    the harness). Data parallel over task batches: each rank draws its own tasks, gradients are averaged
+    explicitly (MAML's functional forward bypasses DDP's hooks), BatchNorm statistics follow rank 0."""
     from genlab.meta.data import load_splits
 
     seed_everything(cfg.seed + 1000 * rt.rank)
@@ -85,58 +78,37 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
         _check_maml_way(cfg, parse_task(task)[0])
     train_sampler = EpisodeSampler(splits["train"], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
     val_sampler = EpisodeSampler(splits["val"], cfg.n_way if cfg.algo == "maml" else 5, cfg.k_shot, cfg.n_query)
-    learner = build_learner(cfg).to(rt.device)
+    learner = build_learner(cfg)
     opt = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.episodes, eta_min=cfg.lr * 0.05)
-    gen = torch.Generator().manual_seed(cfg.seed * 7919 + rt.rank)
-    step = 0
-    if (ckpt := rt.latest_checkpoint()) is not None:
-        state = load_train_state(ckpt)
-        load_weights(learner, ckpt)
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        set_rng_state(state["rng"])
-        gen.set_state(state["episode_rng"])
-        step = state["step"]
-        log.info("resumed from %s at meta-update %d", ckpt, step)
+    episodes = torch.Generator().manual_seed(cfg.seed * 7919 + rt.rank)
+    state = TrainState(learner, {"opt": opt}, {"sched": sched}, generators={"episodes": episodes}, ddp=())
     if rt.is_main:
         log.info("meta-train %d classes (%d groups), val %d, test %d", splits["train"].num_classes,
                  len(splits["train"].groups), splits["val"].num_classes, splits["test"].num_classes)
-    metrics: dict = {}
-    window_loss, window_acc, n, t0 = 0.0, 0.0, 0, time.perf_counter()
-    bar = tqdm(total=cfg.episodes, initial=step, desc=cfg.algo, disable=not (cfg.progress and rt.is_main))
-    while step < cfg.episodes:
+
+    def step(_batch) -> dict:
+        # ALGO LOGIC: one meta-update on a batch of tasks
         opt.zero_grad(set_to_none=True)
+        loss_sum, acc_sum = 0.0, 0.0
         for _ in range(cfg.tasks_per_batch):
-            loss, acc = episode_loss(learner, train_sampler.sample(gen).to(rt.device))
+            loss, acc = episode_loss(learner, train_sampler.sample(episodes).to(rt.device))
             (loss / cfg.tasks_per_batch).backward()
-            window_loss, window_acc, n = window_loss + loss.item(), window_acc + acc.item(), n + 1
-        average_gradients(learner)
+            loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc.item()
+        all_reduce_grads_(learner)
         opt.step()
         sched.step()
-        step += 1
-        bar.update()
-        if step % cfg.eval_every == 0 or step == cfg.episodes:
-            elapsed = time.perf_counter() - t0
-            metrics = {"step": step, "train/loss": window_loss / n, "train/acc": window_acc / n,
-                       "lr": sched.get_last_lr()[0], "perf/episodes_per_s": n * rt.world_size / elapsed}
-            checkpoint = None
-            if rt.is_main:  # only rank 0's metrics are kept: the other ranks skip validation
-                val_acc, val_ci = evaluate(learner, val_sampler, cfg.val_episodes, seed=1,
-                                           inner_steps=cfg.eval_inner_steps)
-                metrics |= {"val/acc": val_acc, "val/ci95": val_ci}
-                bar.set_postfix(loss=f"{window_loss / n:.3f}", val=f"{val_acc:.3f}", refresh=False)
-                checkpoint = save_checkpoint(rt.checkpoint_dir(step), family=FAMILY, config=to_dict(cfg),
-                                             model=learner, train_state={
-                                                 "opt": opt.state_dict(), "sched": sched.state_dict(),
-                                                 "rng": rng_state(), "episode_rng": gen.get_state(), "step": step})
-            rt.report(metrics, checkpoint=checkpoint)
-            window_loss, window_acc, n, t0 = 0.0, 0.0, 0, time.perf_counter()
-    bar.close()
-    final = test_accuracy(cfg, learner, splits["test"]) if rt.is_main else {}
-    rt.report({"step": step, **final})  # every rank: Ray Train's report is collective
-    metrics |= final
-    return metrics
+        broadcast_buffers_(learner)
+        return {"loss": loss_sum / cfg.tasks_per_batch, "acc": acc_sum / cfg.tasks_per_batch}
+
+    def eval_fn() -> dict:
+        val_acc, val_ci = evaluate(learner, val_sampler, cfg.val_episodes, seed=1, inner_steps=cfg.eval_inner_steps)
+        return {"val/acc": val_acc, "val/ci95": val_ci}
+
+    return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=cfg.episodes,
+               steps_per_epoch=cfg.eval_every, eval_fn=eval_fn,
+               final_fn=lambda: test_accuracy(cfg, learner, splits["test"]), items="episodes",
+               items_per_step=cfg.tasks_per_batch * rt.world_size, progress=cfg.progress, desc=cfg.algo)
 
 
 def test_accuracy(cfg: MetaConfig, learner: nn.Module, test_set) -> dict:
