@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Chapter1Config:
 
 
 def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
-    common = dict(epochs=cfg.epochs, seed=cfg.seed, dataset=cfg.dataset, progress=False)
+    common = dict(epochs=cfg.epochs, seed=cfg.seed, dataset=cfg.dataset, progress=True)
     models = {
         "AE mlp (classic)": TrainConfig(model=ModelConfig(kind="ae", arch="mlp"), **common),
         "AE conv (denoising)": TrainConfig(model=ModelConfig(kind="ae", arch="conv"), objective="denoising",
@@ -46,7 +47,8 @@ def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
         "VAE conv (beta=1)": TrainConfig(model=ModelConfig(kind="vae", arch="conv"), iw_k=100, iw_images=1000,
                                          **common),
     }
-    return {k: smoke_config(v) for k, v in models.items()} if cfg.smoke_test else models
+    # one progress bar per model, smoke test or not
+    return {k: dataclasses.replace(smoke_config(v), progress=True) for k, v in models.items()} if cfg.smoke_test else models
 
 
 def run_chapter1(cfg: Chapter1Config) -> Path:

@@ -6,8 +6,11 @@ usage stats or token auth): we only `setdefault`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+import threading
 from pathlib import Path
 
 RAY_ENV_DEFAULTS = {
@@ -16,6 +19,7 @@ RAY_ENV_DEFAULTS = {
     "RAY_AUTH_MODE": "disabled",              # otherwise `ray status` / `ray job submit` need a token
     "HF_HUB_OFFLINE": "1",                    # nothing may try a model hub
     "RAY_TRAIN_V2_ENABLED": "1",
+    "RAY_DATA_LOG_LEVEL": "WARNING",          # Ray Data's per-dataset INFO lines; its log file keeps them
 }
 
 log = logging.getLogger(__name__)
@@ -26,8 +30,10 @@ def configure_ray_env() -> None:
         os.environ.setdefault(key, value)
 
 
-def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None, dashboard: bool = False):
-    """Attach to the cluster in RAY_ADDRESS (as under `ray job submit`), else start an embedded local Ray."""
+def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None, dashboard: bool = False,
+             quiet: bool = True):
+    """Attach to the cluster in RAY_ADDRESS (as under `ray job submit`), else start an embedded local Ray.
+    `quiet`: the console shows progress bars and errors; Ray's other output goes to the run directory."""
     configure_ray_env()
     import ray
 
@@ -43,4 +49,62 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
     else:
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
                  include_dashboard=dashboard, log_to_driver=True)
+    if quiet:
+        quiet_console.install()
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
     return ray
+
+
+class QuietConsole:
+    """What Ray forwards from its workers to this driver's console: only progress bars (Ray's tqdm) and error
+    lines; everything else (controller states, Ray Data's operator bars, placement-group warnings) goes to
+    `path` (the current run's `ray_console.log`). Ray's full session logs stay where Ray keeps them; the run
+    directory links to them (`ray_session_logs`)."""
+
+    KEEP = re.compile(r"Traceback|Error|error:|Exception")
+
+    def __init__(self):
+        self.path: Path | None = None
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        from ray._private import worker
+        from ray.experimental.tqdm_ray import RAY_TQDM_MAGIC
+
+        forward = functools.partial(worker.print_to_stdstream, ignore_prefix=False)
+
+        def handler(data: dict) -> None:
+            if data.get("pid") == "autoscaler":  # Ray prints only its events (none on a local machine)
+                return forward(data)
+            lines = data.get("lines", [])
+            shown = [ln for ln in lines if RAY_TQDM_MAGIC in ln or self.KEEP.search(ln)]
+            if shown:
+                forward({**data, "lines": shown})
+            hidden = [ln for ln in lines if RAY_TQDM_MAGIC not in ln]
+            if hidden and self.path is not None:
+                who = data.get("actor_name") or data.get("task_name") or ""
+                with self._lock, open(self.path, "a") as f:
+                    f.writelines(f"({who} pid={data.get('pid')}) {ln}\n" for ln in hidden)
+
+        worker.global_worker_stdstream_dispatcher.remove_handler("ray_print_logs")
+        worker.global_worker_stdstream_dispatcher.add_handler("ray_print_logs", handler)
+        for name in ("ray.data", "ray.train", "ray.tune"):  # the driver's own chatter, same file
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def attach(self, run_dir: Path) -> None:
+        """Send the hidden lines to this run's directory and link Ray's session logs there."""
+        import ray
+
+        self.path = Path(run_dir) / "ray_console.log"
+        link = Path(run_dir) / "ray_session_logs"
+        try:
+            logs = ray._private.worker._global_node.get_logs_dir_path()
+            if not link.exists():
+                link.symlink_to(logs, target_is_directory=True)
+        except (AttributeError, OSError):  # attached to a remote cluster: its logs live there
+            pass
+
+
+quiet_console = QuietConsole()

@@ -9,6 +9,7 @@ from typing import Iterator
 
 import ray.train
 import ray.train.torch
+from ray.experimental.tqdm_ray import tqdm as tqdm_ray
 from torch import nn
 
 from genlab.core.rundir import MetricsWriter
@@ -21,7 +22,7 @@ class RayTrainRuntime:
     Dataset (`ray.train.get_dataset_shard`); 'local' reads the parquet shards into memory and shards by rank."""
 
     def __init__(self, run_dir: str | Path, *, data_backend: str, shard_dirs: dict[str, str],
-                 sizes: dict[str, int], seed: int, shuffle_buffer: int = 10_000):
+                 sizes: dict[str, int], seed: int, shuffle_buffer: int = 10_000, stop_after_s: float = 0):
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
@@ -32,6 +33,7 @@ class RayTrainRuntime:
         self.sizes = sizes
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
+        self.stop_after_s = stop_after_s
         self._local: dict[str, Batch] = {}
         self._tmp: list[Path] = []
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.is_main else None
@@ -71,6 +73,14 @@ class RayTrainRuntime:
     def autocast(self):
         return autocast_for(self.device)
 
+    def progress(self, *, total: int, initial: int = 0, desc: str = "", disable: bool = False, **_):
+        """Ray's tqdm: the bar is drawn by the driver (a worker's own tqdm would print a line per refresh)."""
+        if disable:
+            return _NoBar()
+        bar = _RayBar(total=total, desc=desc, unit="step")
+        bar.update(initial)
+        return bar
+
     def checkpoint_dir(self, step: int) -> Path:
         path = Path(tempfile.mkdtemp(prefix=f"genlab-ckpt-{step}-")) / "checkpoint"
         self._tmp.append(path.parent)
@@ -92,3 +102,23 @@ class RayTrainRuntime:
         path = Path(tempfile.mkdtemp(prefix="genlab-resume-"))
         self._tmp.append(path)
         return Path(ckpt.to_directory(str(path)))
+
+
+class _RayBar(tqdm_ray):
+    """Ray's tqdm with tqdm's `set_postfix` (shown after the description)."""
+
+    def __init__(self, *, desc: str, **kwargs):
+        super().__init__(desc=desc, **kwargs)
+        self._base = desc
+
+    def set_postfix(self, ordered_dict=None, refresh: bool = True, **kwargs) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self._desc = f"{self._base} " + ", ".join(f"{k}={v}" for k, v in items.items())
+
+
+class _NoBar:
+    """The progress bar of ranks that show none."""
+
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, *args, **kwargs) -> None: ...
+    def close(self) -> None: ...

@@ -13,7 +13,7 @@ from genlab.core.config import from_dict, to_dict
 from genlab.core.rundir import read_metrics
 from genlab.core.runtime import LocalRuntime
 from genlab.data.shards import ensure_shards, read_shards
-from genlab.distributed.env import init_ray
+from genlab.distributed.env import init_ray, quiet_console
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class RayConfig:
     """Worker-group restarts Ray Train may do after a failure, each from the latest checkpoint."""
     keep_checkpoints: int = 2
     """Checkpoints kept per run (the newest)."""
+    stop_after_s: float = 0
+    """End the run after the first epoch that finishes past this many seconds of training (it is checkpointed;
+    `--ray.resume <run dir>` continues it exactly); 0 = train to the end. For long runs spread over sessions."""
 
     def __post_init__(self):
         if self.data_backend not in ("ray", "local"):
@@ -56,7 +59,8 @@ def _worker_loop(loop_config: dict) -> None:
 
     cfg = from_dict(_resolve(loop_config["config_cls"]), loop_config["config"])
     rt = RayTrainRuntime(loop_config["run_dir"], data_backend=loop_config["data_backend"],
-                         shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed)
+                         shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed,
+                         stop_after_s=loop_config["stop_after_s"])
     test_dir = loop_config["shard_dirs"].get("test")
     test = read_shards(test_dir) if rt.is_main and test_dir else None
     _resolve(loop_config["loop"])(cfg, rt, test)
@@ -71,11 +75,12 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
         data = {split: read_shards(d) for split, d in shard_dirs.items()}
         rt = LocalRuntime(run_dir, {k: v for k, v in data.items() if k == "train"}, seed=config.seed,
                           keep=ray_cfg.keep_checkpoints, device="cuda" if ray_cfg.use_gpu else "cpu",
-                          resume_from=ray_cfg.resume or None)
+                          resume_from=ray_cfg.resume or None, stop_after_s=ray_cfg.stop_after_s)
         _resolve(loop)(config, rt, data.get("test"))
         return final_metrics(run_dir)
 
     ray = init_ray()
+    quiet_console.attach(run_dir)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -90,7 +95,7 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
         train_loop_per_worker=_worker_loop,
         train_loop_config={"loop": loop, "config_cls": config_cls, "config": to_dict(config),
                            "run_dir": str(run_dir), "data_backend": ray_cfg.data_backend,
-                           "shard_dirs": shard_dirs, "sizes": sizes},
+                           "shard_dirs": shard_dirs, "sizes": sizes, "stop_after_s": ray_cfg.stop_after_s},
         scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
                                      resources_per_worker={"CPU": _cpus_per_worker(ray, ray_cfg)}),
         run_config=RunConfig(name=run_dir.name, storage_path=str(run_dir.parent.resolve()),
