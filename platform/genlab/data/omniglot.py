@@ -1,8 +1,9 @@
 """Omniglot (Lake et al. 2015) as a FewShotSet: class = alphabet/character, group = alphabet, 28x28, ink bright.
 
 Sources, first found wins: the zip (or extracted folder) under `<root>/omniglot-py/` (torchvision's layout),
-the directory in GENLAB_OMNIGLOT_DIR, the project's shared offline copy (`../shared/data/omniglot`), and last the
-download from the official repository (what torchvision.datasets.Omniglot fetches; small1/small2 sit beside it).
+the directory in GENLAB_OMNIGLOT_DIR, the copy of the two small background sets that ships with this package
+(`genlab/data/offline/omniglot/`, MIT licence beside them), and last the download from the official repository
+(what torchvision.datasets.Omniglot fetches; small1/small2 sit beside it).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from genlab.data.mnist import default_root
 
 SETS = ("images_background", "images_evaluation", "images_background_small1", "images_background_small2")
 URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python"
-SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "omniglot"
+BUNDLED = Path(__file__).resolve().parent / "offline" / "omniglot"  # small1 + small2 only
 
 
 def _candidates(name: str, root: Path) -> list[Path]:
     dirs = [root / "omniglot-py"]
     if os.environ.get("GENLAB_OMNIGLOT_DIR"):
         dirs.insert(0, Path(os.environ["GENLAB_OMNIGLOT_DIR"]))
-    dirs.append(SHARED)
+    dirs.append(BUNDLED)
     return [p for d in dirs for p in (d / name, d / f"{name}.zip")]
 
 
