@@ -57,6 +57,9 @@ def run_sweep(name: str, storage: str) -> None:
     subprocess.run([sys.executable, str(HERE.parent / "jobs" / f"{name}.py"), "--sweep.storage", storage,
                     "--sweep.name", f"bench_{name}", *resume], check=True)
     sweep = json.loads((Path(storage) / f"bench_{name}" / "sweep.json").read_text())
+    final = Path(storage) / f"bench_{name}" / "final.json"  # the best config's final run (the only test look)
+    if final.exists():
+        sweep["final"] = json.loads(final.read_text())
     out = {"preset": name, "command": SWEEPS[name], "date": time.strftime("%Y-%m-%d"),
            "machine": f"{platform.node()}, 2 cores, CPU only", "wall_s": time.time() - t0, **sweep}
     (HERE / "results" / f"{name}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")

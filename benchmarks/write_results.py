@@ -233,9 +233,14 @@ def chapter4_rows() -> list[str]:
     for name, label in (("tune_maml", "MAML sweep (Optuna + ASHA)"), ("tune_beta_vae", "beta-VAE sweep")):
         r = load(name)
         if r is not None:
+            final = r.get("final", {}).get("metrics", {})
+            test = {k: v for k, v in final.items() if k in ("eval/neg_elbo_nats", "eval/iw_nll_nats")
+                    or k.startswith("test/5w1s_acc")}
+            final_txt = ("; best config's final run, test: " + ", ".join(f"{k} = {v:.4g}" for k, v in test.items())
+                         if test else "")
             rows.append(f"| {label} | >= 12 trials | {len(r['trials'])} trials; best {r['metric']} = "
-                        f"{r['best'][r['metric']]:.4g} | {verdict(len(r['trials']) >= 12)} | {r['wall_s'] / 60:.1f} "
-                        f"min | `{r['command']}` |")
+                        f"{r['best'][r['metric']]:.4g}{final_txt} | {verdict(len(r['trials']) >= 12)} | "
+                        f"{r['wall_s'] / 60:.1f} min | `{r['command']}` |")
     return rows
 
 

@@ -1,7 +1,8 @@
 """Chapter 5.6: tune a beta-VAE with Ray Tune: Optuna (TPE) proposes beta, latent size and lr; ASHA stops weak
-trials early; the objective is the test negative ELBO (`--objective nll`) or a disentanglement proxy (`mig`: the
-mutual information gap of the latents w.r.t. the digit class). Writes the trade-off figure across trials, then
-trains the best config to a final checkpoint. Resumable (--sweep.resume).
+trials early; the objective is the negative ELBO (`--objective nll`) or a disentanglement proxy (`mig`: the
+mutual information gap of the latents w.r.t. the digit class), both on a 10k validation split carved from MNIST's
+training set. Writes the trade-off figure across trials, then trains the best config to a final checkpoint on the
+full training set; only that run touches the test set (`final.json`). Resumable (--sweep.resume).
 
     python jobs/tune_beta_vae.py                       # 12 trials, objective nll
     python jobs/tune_beta_vae.py --objective mig
@@ -20,7 +21,7 @@ from genlab.autoencoders.config import smoke_config
 from genlab.distributed.trainer import RayConfig
 from genlab.distributed.tune_sweeps import SweepConfig, sweep_job
 
-OBJECTIVES = {"nll": ("eval/neg_elbo_nats", "min"), "mig": ("eval/mig", "max")}
+OBJECTIVES = {"nll": ("val/neg_elbo_nats", "min"), "mig": ("val/mig", "max")}
 
 
 def vae_base() -> TrainConfig:
@@ -32,7 +33,7 @@ class Args:
     train: TrainConfig = field(default_factory=vae_base)
     """The config every trial starts from (the sweep overrides beta, model.latent_dim, lr)."""
     objective: Literal["nll", "mig"] = "nll"
-    """nll: minimise the test negative ELBO (nats); mig: maximise the class mutual information gap."""
+    """nll: minimise the validation negative ELBO (nats); mig: maximise the class mutual information gap."""
     sweep: SweepConfig = field(default_factory=lambda: SweepConfig(name=""))
     ray: RayConfig = field(default_factory=RayConfig)
     smoke_test: bool = False

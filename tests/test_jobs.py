@@ -111,6 +111,10 @@ def test_tune_sweep_jobs_smoke_two_trials_each(tmp_path):
         assert (tmp_path / sweep / "tradeoff.png").exists() and (tmp_path / sweep / "best_config.json").exists()
         assert next((tmp_path / sweep).glob(final_glob)).is_dir()
         assert list((tmp_path / sweep).glob("*/events.out.tfevents.*"))  # TensorBoard files per trial
+    # beta-VAE trials rank on the validation split; only the final run reports test numbers
+    assert "val/mig" in (tmp_path / "tune-beta-vae-mig" / "trials.md").read_text().splitlines()[0]
+    final = json.loads((tmp_path / "tune-beta-vae-mig" / "final.json").read_text())["metrics"]
+    assert "eval/neg_elbo_nats" in final and not any(k.startswith("val/") for k in final)
     stdout = run_job("jobs/tune_maml.py", "--smoke-test", "--sweep.storage", str(tmp_path), "--sweep.resume",
                      "--sweep.no-train-best")  # Tuner.restore of the finished sweep: same trials, no new ones
     assert stdout.count("| ") >= 3 and len(list((tmp_path / "tune-maml").glob("maml_trial_*"))) == 2

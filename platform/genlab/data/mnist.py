@@ -114,3 +114,15 @@ def load_dataset(name: str, split: str, root: str | Path | None = None,
             + f"\nTo fix: {HOW_TO_GET[name]}.")
     images, labels = arrays
     return torch.from_numpy(np.array(images, dtype=np.uint8)), torch.from_numpy(np.array(labels, dtype=np.int64))
+
+
+def holdout_split(data: tuple[torch.Tensor, torch.Tensor], n_val: int = 10_000,
+                  seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(train, validation) carved from a training split by a seeded permutation: model selection (sweeps) looks
+    at the validation part, so the test split is touched once, by the final run."""
+    images, labels = data
+    if not 0 < n_val < len(images):
+        raise ValueError(f"n_val must be in (0, {len(images)}), got {n_val}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    val, train = order[:n_val], order[n_val:]
+    return (images[train], labels[train]), (images[val], labels[val])

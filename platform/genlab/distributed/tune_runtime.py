@@ -12,14 +12,16 @@ from genlab.core.runtime import Batch, LocalRuntime
 class TuneRuntime(LocalRuntime):
     """Writes metrics.jsonl and checkpoints in the trial directory; every report goes to Tune as well, merged
     with the previous ones (the searcher sees the objective in the final result too). `extra(checkpoint)` adds
-    metrics computed from a fresh checkpoint (e.g. a disentanglement score)."""
+    metrics computed from a fresh checkpoint (e.g. a disentanglement score). `eval_as` renames the loop's
+    `eval/*` metrics (e.g. to `val/` when a trial evaluates on a validation split, as model selection must)."""
 
     def __init__(self, datasets: dict[str, Batch], seed: int = 0,
-                 extra: Callable[[Path], dict] | None = None):
+                 extra: Callable[[Path], dict] | None = None, eval_as: str = "eval/"):
         from ray import tune
 
         super().__init__(Path(tune.get_context().get_trial_dir()), datasets, seed=seed, keep=1)
         self.extra = extra
+        self.eval_as = eval_as
         self.merged: dict = {}
 
     def report(self, metrics: dict, checkpoint: Path | None = None) -> None:
@@ -27,6 +29,8 @@ class TuneRuntime(LocalRuntime):
 
         if checkpoint is not None and self.extra is not None:
             metrics = metrics | self.extra(checkpoint)
+        metrics = {(self.eval_as + k.removeprefix("eval/") if k.startswith("eval/") else k): v
+                   for k, v in metrics.items()}
         super().report(metrics, checkpoint)
         self.merged |= metrics
         tune.report(dict(self.merged),

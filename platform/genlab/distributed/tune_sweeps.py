@@ -128,21 +128,23 @@ def vae_space():
 
 
 def vae_trial(params: dict, base: dict, cls) -> None:
+    """Trains on MNIST's train split minus a 10k validation part and reports on that part (`val/*`): the test
+    split is left to the best config's final run."""
     import torch
 
     from genlab.autoencoders.train import train
-    from genlab.data import load_dataset
+    from genlab.data import holdout_split, load_dataset
     from genlab.distributed.tune_runtime import TuneRuntime
 
     torch.set_num_threads(1)
     cfg = dataclasses.replace(with_overrides(from_dict(cls, base), params), progress=False, figures=False)
-    test = load_dataset(cfg.dataset, "test")
-    extra = lambda ckpt: vae_disentanglement(ckpt, test)  # noqa: E731
-    train(cfg, TuneRuntime({"train": load_dataset(cfg.dataset, "train")}, seed=cfg.seed, extra=extra), test)
+    fit_part, val = holdout_split(load_dataset(cfg.dataset, "train"), seed=cfg.seed)
+    extra = lambda ckpt: vae_disentanglement(ckpt, val)  # noqa: E731
+    train(cfg, TuneRuntime({"train": fit_part}, seed=cfg.seed, extra=extra, eval_as="val/"), val)
 
 
-def vae_disentanglement(checkpoint: Path, test, n: int = 5000) -> dict:
-    """Class-MIG of the posterior means of `n` test images (the disentanglement proxy objective)."""
+def vae_disentanglement(checkpoint: Path, images, n: int = 5000) -> dict:
+    """Class-MIG of the posterior means of `n` held-out images (the disentanglement proxy objective)."""
     import torch
 
     from genlab.core.checkpoint import load_model
@@ -151,8 +153,8 @@ def vae_disentanglement(checkpoint: Path, test, n: int = 5000) -> dict:
 
     model = load_model(checkpoint).eval()
     with torch.no_grad():
-        mu = model.encode(to_float(test[0][:n]))[0]
-    return {f"eval/{k}": v for k, v in class_mig(mu.flatten(1).numpy(), test[1][:n].numpy()).items()}
+        mu = model.encode(to_float(images[0][:n]))[0]
+    return {f"eval/{k}": v for k, v in class_mig(mu.flatten(1).numpy(), images[1][:n].numpy()).items()}
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ KINDS = {
                       lambda c, f: {"episodes": c.episodes * f}, ("lr", "val/acc", "inner_lr")),
     "vae": SweepKind(VAE_SPACE_KEYS, vae_space, vae_trial, "genlab.autoencoders.train:train", lambda c: c.epochs,
                      lambda c, f: {"epochs": c.epochs * f, "figures": True},
-                     ("eval/neg_elbo_nats", "eval/mig", "beta")),
+                     ("val/neg_elbo_nats", "val/mig", "beta")),
 }
 
 
@@ -203,7 +205,8 @@ def sweep_job(kind: str, base_cfg, sweep: SweepConfig, metric: str, mode: str, r
         best_cfg = dataclasses.replace(best_cfg, progress=not smoke_test,
                                        **spec.final_budget(best_cfg, 1 if smoke_test else 2))
         save_json(to_dict(best_cfg), out["dir"] / "best_config.json")
-        run_dir, _ = train_job(best_cfg, spec.loop, dataclasses.replace(ray_cfg, storage=str(out["dir"])), False,
-                               None)
+        run_dir, final = train_job(best_cfg, spec.loop, dataclasses.replace(ray_cfg, storage=str(out["dir"])),
+                                   False, None)
+        save_json({"run_dir": str(run_dir), "metrics": final}, out["dir"] / "final.json")
         print(f"best config trained to a final checkpoint in {run_dir}")
     return out["dir"]
