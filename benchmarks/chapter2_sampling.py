@@ -32,6 +32,7 @@ from genlab.core.checkpoint import find_latest_checkpoint, load_model
 from genlab.diffusion import NoiseSchedule, SamplerConfig, UNet, sample
 from genlab.diffusion.evaluate import balanced_labels, load_for_sampling
 from genlab.eval.sample_quality import sample_quality
+from genlab.gan.evaluate import evaluate_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chapter1_quality import RESULTS, machine  # noqa: E402
@@ -113,12 +114,8 @@ def part_dcgan(run: str, n: int) -> None:
         if ema and not (ckpt / "ema.safetensors").exists():
             continue
         gan = load_model(ckpt, ema=ema)
-        labels = torch.arange(n) % gan.cfg.num_classes if gan.cfg.num_classes else None
-        t0 = time.perf_counter()
-        images = gan.generate(n, labels=labels, seed=0)
-        seconds = time.perf_counter() - t0
-        rows["ema" if ema else "raw"] = {"samples_per_s": n / seconds,
-                                         **sample_quality(images, requested=labels)}
+        q = evaluate_generator(gan, n, seed=0)
+        rows["ema" if ema else "raw"] = q
     _save(f"{Path(run).name.split('__')[0].removeprefix('bench_')}_quality", {"checkpoint": str(ckpt), "n": n,
                                                                               "generators": rows})
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -244,6 +245,39 @@ def chapter4_rows() -> list[str]:
     return rows
 
 
+PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
+
+
+def _value(path: str):
+    """`file > key > key` -> the value in benchmarks/results/<file>.json (list items by index)."""
+    name, *keys = [k.strip() for k in " ".join(path.split()).split(">")]
+    node = load(name)
+    if node is None:
+        raise KeyError(f"NOTES.md: no results/{name}.json")
+    for key in keys:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    return node
+
+
+def render_notes(text: str) -> str:
+    """Every measured number in NOTES.md is a placeholder `{{file > key > ... | op | format}}` filled from the
+    results JSONs (ops: `/x`, `*x`, `-<another path>`), so the prose never drifts from what was measured."""
+    def fill(match: re.Match) -> str:
+        path, *ops = [part.strip() for part in match.group(1).split("|")]
+        value, fmt = _value(path), ""
+        for op in ops:
+            if op[0] == "/":
+                value = value / float(op[1:])
+            elif op[0] == "*":
+                value = value * float(op[1:])
+            elif op[0] == "-":
+                value = value - _value(op[1:])
+            else:
+                fmt = op
+        return format(value, fmt)
+    return PLACEHOLDER.sub(fill, text)
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
@@ -264,7 +298,7 @@ def main() -> int:
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():
-        text += [notes.read_text()]
+        text += [render_notes(notes.read_text())]
     (HERE / "RESULTS.md").write_text("\n".join(text) + "\n")
     print((HERE / "RESULTS.md").read_text())
     return 0

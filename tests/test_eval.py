@@ -8,7 +8,7 @@ import torch
 from genlab.autoencoders import VAE, ModelConfig
 from genlab.autoencoders.losses import bce_sum
 from genlab.eval.fld import LeNet, _Features, class_entropy, frechet_distance
-from genlab.eval.likelihood import binarize, iwae_log_likelihood, vae_test_metrics
+from genlab.eval.likelihood import binarize, iwae_log_likelihood
 from genlab.eval.reconstruction import psnr, reconstruction_metrics
 
 

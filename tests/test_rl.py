@@ -16,7 +16,7 @@ from genlab.rl import DQNConfig, ReinforceConfig
 from genlab.rl.buffer import ReplayBuffer
 from genlab.rl.config import smoke_config
 from genlab.rl.dqn import DQNAgent, linear_epsilon, td_target, train_dqn
-from genlab.rl.envs import EpisodeStats, env_dims, make_vector_env, real_next_obs
+from genlab.rl.envs import EpisodeStats, env_dims, real_next_obs
 from genlab.rl.figures import record_gif
 from genlab.rl.reinforce import ReinforceAgent, discounted_returns, reinforce_loss, train_reinforce
 from genlab.rl.results import curve_on_grid

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import torch
 
 from genlab.diffusion.samplers import SamplerConfig, sample
 from genlab.diffusion.schedule import NoiseSchedule
-from genlab.eval.sample_quality import sample_quality
+from genlab.eval.sample_quality import sample_quality, score_sampler
 
 
 def load_for_sampling(path, device="cpu") -> tuple:
@@ -34,12 +33,10 @@ def evaluate_samples(model, schedule: NoiseSchedule, sampler: SamplerConfig, n: 
                      conditional_guidance: float | None = None) -> dict:
     """Unconditional samples -> quality + samples/s. For a class-conditional model also class-balanced guided
     samples (scale `conditional_guidance`, default the sampler's) -> agreement with the requested class."""
-    t0 = time.perf_counter()
-    images, _ = sample(model, schedule, n, sampler, seed=seed, device=device, progress=progress)
-    seconds = time.perf_counter() - t0
-    out = sample_quality(images, dataset, quick)
-    out |= {"samples_per_s": n / seconds, "sampling_s": seconds,
-            "sampler": f"{sampler.kind}-{schedule.T if sampler.kind == 'ddpm' else sampler.steps}"}
+    out = score_sampler(lambda: sample(model, schedule, n, sampler, seed=seed, device=device, progress=progress)[0],
+                        dataset, quick)
+    out.pop("images")
+    out["sampler"] = f"{sampler.kind}-{schedule.T if sampler.kind == 'ddpm' else sampler.steps}"
     if getattr(model, "cfg", None) is not None and model.cfg.num_classes:
         guided = dataclasses.replace(sampler, guidance=conditional_guidance or sampler.guidance)
         labels = balanced_labels(n, model.cfg.num_classes)

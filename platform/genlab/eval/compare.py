@@ -8,7 +8,6 @@ speed, training wall time (the sum of the run's epoch times) and parameter count
 from __future__ import annotations
 
 import csv
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,7 +16,7 @@ import torch
 
 from genlab.core.checkpoint import find_latest_checkpoint, load_model, read_checkpoint_config
 from genlab.core.rundir import read_metrics
-from genlab.eval.sample_quality import sample_quality
+from genlab.eval.sample_quality import score_sampler
 
 COLUMNS = ["model", "sampler", "n_samples", "fld", "fld_ratio", "precision", "recall", "class_entropy_frac",
            "samples_per_s", "train_wall_min", "params_M"]
@@ -86,13 +85,11 @@ def compare(paths: dict[str, str | Path], n: int = 10_000, seed: int = 0, quick:
     rows, grids = [], {}
     for label, path in paths.items():
         gen = load_generator(path, ddim_steps)
-        t0 = time.perf_counter()
-        images = gen.sample(n, seed)
-        seconds = time.perf_counter() - t0
-        q = sample_quality(images, quick=quick)
+        q = score_sampler(lambda: gen.sample(n, seed), quick=quick)
+        images = q["images"]
         rows.append({"model": gen.name, "sampler": gen.sampler, "n_samples": n, "fld": q["fld"],
                      "fld_ratio": q["fld_ratio"], "precision": q["precision"], "recall": q["recall"],
-                     "class_entropy_frac": q["class_entropy_frac"], "samples_per_s": n / seconds,
+                     "class_entropy_frac": q["class_entropy_frac"], "samples_per_s": q["samples_per_s"],
                      "train_wall_min": gen.train_wall_s / 60, "params_M": gen.params / 1e6, "path": str(path),
                      "fld_floor": q["fld_floor"], "class_histogram": q["class_histogram"]})
         grids[gen.name] = images[:20]

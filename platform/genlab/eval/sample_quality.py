@@ -5,6 +5,8 @@ class-conditional samples, how often the classifier agrees with the requested cl
 from __future__ import annotations
 
 import math
+import time
+from typing import Callable
 
 import torch
 
@@ -65,3 +67,14 @@ def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = 
     if requested is not None:
         out["class_agreement"] = float((predicted == requested.cpu()).double().mean())
     return out
+
+
+def score_sampler(sample: Callable[[], torch.Tensor], dataset: str = "mnist", quick: bool = False,
+                  requested: torch.Tensor | None = None) -> dict:
+    """Time `sample()` (-> images in [0, 1]) and score what it returns: `sample_quality` + samples/s. The one
+    sampling-and-scoring path of training evaluation, benchmarks and the comparison."""
+    t0 = time.perf_counter()
+    images = sample()
+    seconds = time.perf_counter() - t0
+    return sample_quality(images, dataset, quick, requested=requested) | {
+        "samples_per_s": len(images) / seconds, "sampling_s": seconds, "images": images}
