@@ -44,8 +44,10 @@ def test_two_workers_checkpoint_and_resume(local_ray, tmp_path, backend):
     # same RunConfig(name, storage_path): Ray Train hands the latest checkpoint back and the loop continues
     metrics = fit(LOOP, tiny(2), run_dir, ray_cfg, "mnist")
     assert metrics["epoch"] == 2 and metrics["step"] == 6
-    steps = [r["step"] for r in read_metrics(run_dir / "metrics.jsonl") if "epoch" in r]
-    assert steps == [3, 6]  # rank 0 wrote each epoch once; epoch 1 was not repeated
+    epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if "epoch" in r]
+    assert [r["step"] for r in epochs] == [3, 6]  # rank 0 wrote each epoch once; epoch 1 was not repeated
+    # DDP replicas agree, and each rank draws its own noise and latents, also after the resume
+    assert all(r["dist/replicas_in_sync"] == 1.0 and r["dist/rng_streams"] == 2 for r in epochs), epochs
     assert "eval/neg_elbo_nats" in metrics
 
 
