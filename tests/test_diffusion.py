@@ -95,8 +95,55 @@ def test_ddim_steps_match_diffusers(kind, eta, clip):
 def test_ddim_timesteps_validate():
     s = NoiseSchedule()
     assert s.ddim_timesteps(1000) == list(range(999, -1, -1))
-    with pytest.raises(ValueError, match="DDIM steps"):
+    with pytest.raises(ValueError, match="sampler steps"):
         s.ddim_timesteps(0)
+    with pytest.raises(ValueError, match="spacing"):
+        s.ddim_timesteps(10, "sideways")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [10, 50])
+def test_trailing_ddim_matches_diffusers(kind, steps):
+    ours = NoiseSchedule(ScheduleConfig(kind))
+    ref = diffusers().DDIMScheduler(num_train_timesteps=1000, beta_schedule=KIND_TO_DIFFUSERS[kind],
+                                    clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    ref.set_timesteps(steps)
+    timesteps = ours.ddim_timesteps(steps, "trailing")
+    assert timesteps == ref.timesteps.tolist() and timesteps[0] == 999
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 1, 28, 28, generator=gen)
+    for i, t in enumerate(timesteps):
+        eps = torch.randn(x.shape, generator=gen)
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        expected = ref.step(eps, t, x, eta=0.0).prev_sample
+        x_ours = ours.ddim_step(x, t, t_prev, eps, clip_x0=False)
+        torch.testing.assert_close(x_ours, expected, atol=1e-5, rtol=1e-5)
+        x = expected
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("steps", [10, 20])
+def test_dpm_solver_pp_2m_matches_diffusers_every_step(kind, steps):
+    """A whole trajectory of DPM-Solver++(2M) against diffusers' DPMSolverMultistepScheduler (dpmsolver++,
+    midpoint, final sigma 0, trailing spacing): first-order first and last steps, second order in between."""
+    ours = NoiseSchedule(ScheduleConfig(kind))
+    ref = diffusers().DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule=KIND_TO_DIFFUSERS[kind],
+                                                  algorithm_type="dpmsolver++", solver_order=2,
+                                                  timestep_spacing="trailing")
+    ref.set_timesteps(steps)
+    timesteps = ours.ddim_timesteps(steps, "trailing")
+    assert timesteps == ref.timesteps.tolist()
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 1, 28, 28, generator=gen) * ref.init_noise_sigma
+    prev = None
+    for i, t in enumerate(timesteps):
+        eps = torch.randn(x.shape, generator=gen)
+        last = i == len(timesteps) - 1
+        expected = ref.step(eps, t, x).prev_sample
+        x0 = ours.dpm_x0(x, t, eps)
+        got = ours.dpmpp_2m_step(x, t, -1 if last else timesteps[i + 1], x0, None if last else prev)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        prev, x = (x0, t), expected
 
 
 @pytest.mark.parametrize("cfg,size", [
@@ -164,7 +211,8 @@ class Oracle(torch.nn.Module):
 
 
 @pytest.mark.parametrize("sampler", [SamplerConfig("ddim", steps=4), SamplerConfig("ddim", steps=3, eta=1.0),
-                                     SamplerConfig("ddpm", batch_size=3)])
+                                     SamplerConfig("ddpm", batch_size=3), SamplerConfig("dpm++2m", steps=5),
+                                     SamplerConfig("dpm++2m", steps=4, spacing="trailing")])
 def test_samplers_are_seeded_and_reach_the_data_of_an_ideal_model(sampler):
     schedule = NoiseSchedule(ScheduleConfig(timesteps=20))
     model = UNet(UNetConfig(channels=8, channel_mults=(1,), attention_levels=()))

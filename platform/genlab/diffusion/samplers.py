@@ -1,5 +1,5 @@
-"""Reverse-process samplers on one trained eps-model: DDPM ancestral (T steps) and DDIM (any steps, eta),
-with classifier-free guidance (Ho & Salimans 2022) for class-conditional models."""
+"""Reverse-process samplers on one trained eps-model: DDPM ancestral (T steps), DDIM (any steps, eta) and
+DPM-Solver++(2M) (any steps), with classifier-free guidance (Ho & Salimans 2022) for class-conditional models."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ from tqdm.auto import tqdm
 
 from genlab.diffusion.schedule import NoiseSchedule
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm++2m")
 
 
 @dataclass
 class SamplerConfig:
     kind: str = "ddim"
-    """'ddpm' (ancestral, all T steps) or 'ddim' (`steps` steps)."""
+    """'ddpm' (ancestral, all T steps), 'ddim' or 'dpm++2m' (DPM-Solver++ 2M, `steps` steps each)."""
     steps: int = 50
-    """DDIM only: number of denoising steps."""
+    """DDIM / DPM-Solver++: number of denoising steps."""
+    spacing: str = "leading"
+    """DDIM / DPM-Solver++ timesteps: 'leading' (the DDIM paper's) or 'trailing' (starts at t = T-1)."""
     eta: float = 0.0
     """DDIM only: 0 = deterministic, 1 = as stochastic as DDPM."""
     guidance: float = 1.0
@@ -36,6 +38,8 @@ class SamplerConfig:
     def __post_init__(self):
         if self.kind not in SAMPLERS:
             raise ValueError(f"sampler kind must be one of {SAMPLERS}, got {self.kind!r}")
+        if self.spacing not in ("leading", "trailing"):
+            raise ValueError(f"spacing must be 'leading' or 'trailing', got {self.spacing!r}")
         if self.eta < 0 or self.guidance < 0:
             raise ValueError(f"eta and guidance must be >= 0, got {self.eta}, {self.guidance}")
 
@@ -69,7 +73,8 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
         raise ValueError(f"got {len(labels)} labels for {n} samples")
     guiding = labels is not None and cfg.guidance != 1.0
     clipped_eps = guiding if cfg.clipped_eps is None else cfg.clipped_eps
-    timesteps = list(range(schedule.T))[::-1] if cfg.kind == "ddpm" else schedule.ddim_timesteps(cfg.steps)
+    timesteps = (list(range(schedule.T))[::-1] if cfg.kind == "ddpm"
+                 else schedule.ddim_timesteps(cfg.steps, cfg.spacing))
     size = getattr(model, "cfg", None)
     shape = (size.in_channels if size else 1, 28, 28)
     outs, trajectory = [], []
@@ -82,10 +87,19 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
         keep = start == 0 and keep_every > 0
         if keep:
             trajectory.append(x[:10].cpu())
+        prev = None  # DPM-Solver++: the previous step's (x0, t)
         for i, t in enumerate(timesteps):
             eps = predict_eps(model, x, t, y, cfg.guidance)
             last = i == len(timesteps) - 1
-            if cfg.kind == "ddpm":
+            if cfg.kind == "dpm++2m":
+                t_next = -1 if last else timesteps[i + 1]
+                x0 = schedule.dpm_x0(x, t, eps)
+                if cfg.clip_x0:
+                    x0 = x0.clamp(-1, 1)
+                # first order at the first step (no history) and the last (to sigma = 0), as diffusers does
+                x = schedule.dpmpp_2m_step(x, t, t_next, x0, None if last else prev)
+                prev = (x0, t)
+            elif cfg.kind == "ddpm":
                 noise = None if t == 0 else torch.randn(x.shape, generator=gen).to(device)
                 x = schedule.ddpm_step(x, t, eps, noise, clip_x0=cfg.clip_x0)
             else:

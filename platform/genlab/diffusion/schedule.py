@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 SCHEDULES = ("linear", "cosine")
@@ -112,9 +113,56 @@ class NoiseSchedule:
             out = out + sigma * noise
         return out
 
-    def ddim_timesteps(self, steps: int) -> list[int]:
-        """The DDIM paper's uniform sub-sequence, descending: [T - T//steps, ..., T//steps, 0] ('leading')."""
+    def ddim_timesteps(self, steps: int, spacing: str = "leading") -> list[int]:
+        """`steps` timesteps, descending. 'leading' (the DDIM paper's): [T - T//steps, ..., T//steps, 0];
+        'trailing' (Lin et al. 2024, Table 2): [T-1, ..., T/steps - 1], which starts from the last timestep, the
+        only one whose x_t is (almost) pure noise, as sampling starts."""
         if not 1 <= steps <= self.T:
-            raise ValueError(f"DDIM steps must be in [1, {self.T}], got {steps}")
-        stride = self.T // steps
-        return [i * stride for i in range(steps)][::-1]
+            raise ValueError(f"sampler steps must be in [1, {self.T}], got {steps}")
+        if spacing == "leading":
+            stride = self.T // steps
+            return [i * stride for i in range(steps)][::-1]
+        if spacing == "trailing":
+            return [int(t) - 1 for t in np.arange(self.T, 0, -self.T / steps).round()]
+        raise ValueError(f"timestep spacing must be 'leading' or 'trailing', got {spacing!r}")
+
+    # -- DPM-Solver++ (Lu et al. 2022), in the variance-exploding view sigma_t = sqrt((1 - ab_t) / ab_t) ------------
+    def ve_sigma(self, t: int) -> torch.Tensor:
+        """sigma_t of x_t / sqrt(ab_t) = x_0 + sigma_t eps; t = -1 (after the last step) is 0."""
+        if t < 0:
+            return torch.zeros(())
+        ab = self.alphas_cumprod[t]
+        return ((1 - ab) / ab) ** 0.5
+
+    def dpm_x0(self, xt: torch.Tensor, t: int, eps: torch.Tensor) -> torch.Tensor:
+        """x_0 = (x_t - sigma_t eps) / alpha_t with alpha_t, sigma_t from the VE sigma, the way DPM-Solver++ (and
+        diffusers) computes it: near t = T of a cosine schedule x_0 amplifies eps ~1e4-fold, so the rounding path
+        matters for step-by-step agreement."""
+        alpha, sigma, _ = self._alpha_sigma_lambda(self.ve_sigma(t))
+        return (xt - sigma * eps) / alpha
+
+    @staticmethod
+    def _alpha_sigma_lambda(ve_sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        alpha = 1 / (ve_sigma ** 2 + 1) ** 0.5
+        sigma = ve_sigma * alpha
+        return alpha, sigma, torch.log(alpha) - torch.log(sigma)  # lambda = log-SNR / 2 (inf at sigma = 0)
+
+    def dpmpp_2m_step(self, xt: torch.Tensor, t: int, t_next: int, x0: torch.Tensor,
+                      prev: tuple[torch.Tensor, int] | None = None) -> torch.Tensor:
+        """One DPM-Solver++(2M) step x_t -> x_{t_next} from the data prediction x0 (t_next = -1 lands on x_0).
+
+        1. first order (DDIM in x0 form): x_next = (s_next / s_t) x_t - a_next (e^{-h} - 1) x0,
+           h = lambda_next - lambda_t (Lu et al. 2022, eq. 5 of DPM-Solver++);
+        2. with the previous step's (x0_prev, t_prev): the multistep midpoint correction
+           - 0.5 a_next (e^{-h} - 1) D1, D1 = (x0 - x0_prev) / r, r = (lambda_t - lambda_prev) / h (their Alg. 2)."""
+        a_n, s_n, l_n = self._alpha_sigma_lambda(self.ve_sigma(t_next))
+        _, s_t, l_t = self._alpha_sigma_lambda(self.ve_sigma(t))
+        h = l_n - l_t
+        out = (s_n / s_t) * xt - (a_n * (torch.exp(-h) - 1.0)) * x0
+        if prev is None:
+            return out
+        x0_prev, t_prev = prev
+        _, _, l_p = self._alpha_sigma_lambda(self.ve_sigma(t_prev))
+        r0 = (l_t - l_p) / h
+        d1 = (1.0 / r0) * (x0 - x0_prev)
+        return out - 0.5 * (a_n * (torch.exp(-h) - 1.0)) * d1
