@@ -42,11 +42,18 @@ class Runtime(Protocol):
     def latest_checkpoint(self) -> Path | None: ...
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 mixed precision on CUDA; full fp32 on CPU (where bf16 autocast is slower here)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_for(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """bf16 mixed precision on CUDA; on CPU fp32 unless asked for bf16. 'auto' keeps fp32 on every CPU: bf16
+    autocast was measured only where it is emulated (AVX2, no AMX: slower, benchmarks/cpu_precision.py); on an AMX
+    CPU pass 'bf16' and check the loss curve against fp32 at a fixed budget."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def shuffled_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int,
@@ -68,7 +75,7 @@ class LocalRuntime:
 
     def __init__(self, run_dir: str | Path, datasets: dict[str, Batch], seed: int = 0,
                  device: str = "cpu", keep: int = 2, resume_from: str | Path | None = None,
-                 stop_after_s: float = 0):
+                 stop_after_s: float = 0, precision: str = "auto"):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.datasets = datasets
@@ -77,6 +84,7 @@ class LocalRuntime:
         self.keep = keep
         self.resume_from = Path(resume_from) if resume_from else None
         self.stop_after_s = stop_after_s
+        self.precision = precision
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl")
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
@@ -93,7 +101,7 @@ class LocalRuntime:
             yield x.to(self.device), y.to(self.device)
 
     def autocast(self):
-        return autocast_for(self.device)
+        return autocast_for(self.device, self.precision)
 
     def progress(self, **tqdm_kwargs):
         return tqdm(**tqdm_kwargs)

@@ -22,7 +22,8 @@ class RayTrainRuntime:
     Dataset (`ray.train.get_dataset_shard`); 'local' reads the parquet shards into memory and shards by rank."""
 
     def __init__(self, run_dir: str | Path, *, data_backend: str, shard_dirs: dict[str, str],
-                 sizes: dict[str, int], seed: int, shuffle_buffer: int = 10_000, stop_after_s: float = 0):
+                 sizes: dict[str, int], seed: int, shuffle_buffer: int = 10_000, stop_after_s: float = 0,
+                 precision: str = "auto"):
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
@@ -34,6 +35,7 @@ class RayTrainRuntime:
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer
         self.stop_after_s = stop_after_s
+        self.precision = precision
         self._local: dict[str, Batch] = {}
         self._tmp: list[Path] = []
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.is_main else None
@@ -71,7 +73,7 @@ class RayTrainRuntime:
             yield from shuffled_batches(images, labels, batch_size, seed, self.rank, self.world_size)
 
     def autocast(self):
-        return autocast_for(self.device)
+        return autocast_for(self.device, self.precision)
 
     def progress(self, *, total: int, initial: int = 0, desc: str = "", disable: bool = False, **_):
         """Ray's tqdm: the bar is drawn by the driver (a worker's own tqdm would print a line per refresh)."""

@@ -26,6 +26,9 @@ class RayConfig:
     """CPUs (and torch threads) per worker; 0 = the cluster's CPUs split evenly across the workers."""
     use_gpu: bool = False
     """Give each worker a GPU (bf16 mixed precision there); needs CUDA on the cluster."""
+    precision: str = "auto"
+    """'auto': bf16 autocast on GPUs, fp32 on CPUs; 'bf16': bf16 autocast on CPUs too (pays only where the CPU has
+    AMX or AVX-512 BF16); 'fp32': no autocast anywhere."""
     data_backend: str = "ray"
     """'ray': workers stream their shard of a Ray Dataset read from parquet; 'local': each worker reads the
     parquet shards into memory."""
@@ -44,6 +47,8 @@ class RayConfig:
     def __post_init__(self):
         if self.data_backend not in ("ray", "local"):
             raise ValueError(f"data_backend must be 'ray' or 'local', got {self.data_backend!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
@@ -60,7 +65,7 @@ def _worker_loop(loop_config: dict) -> None:
     cfg = from_dict(_resolve(loop_config["config_cls"]), loop_config["config"])
     rt = RayTrainRuntime(loop_config["run_dir"], data_backend=loop_config["data_backend"],
                          shard_dirs=loop_config["shard_dirs"], sizes=loop_config["sizes"], seed=cfg.seed,
-                         stop_after_s=loop_config["stop_after_s"])
+                         stop_after_s=loop_config["stop_after_s"], precision=loop_config["precision"])
     test_dir = loop_config["shard_dirs"].get("test")
     test = read_shards(test_dir) if rt.is_main and test_dir else None
     _resolve(loop_config["loop"])(cfg, rt, test)
@@ -75,7 +80,8 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
         data = {split: read_shards(d) for split, d in shard_dirs.items()}
         rt = LocalRuntime(run_dir, {k: v for k, v in data.items() if k == "train"}, seed=config.seed,
                           keep=ray_cfg.keep_checkpoints, device="cuda" if ray_cfg.use_gpu else "cpu",
-                          resume_from=ray_cfg.resume or None, stop_after_s=ray_cfg.stop_after_s)
+                          resume_from=ray_cfg.resume or None, stop_after_s=ray_cfg.stop_after_s,
+                          precision=ray_cfg.precision)
         _resolve(loop)(config, rt, data.get("test"))
         return final_metrics(run_dir)
 
@@ -95,7 +101,8 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
         train_loop_per_worker=_worker_loop,
         train_loop_config={"loop": loop, "config_cls": config_cls, "config": to_dict(config),
                            "run_dir": str(run_dir), "data_backend": ray_cfg.data_backend,
-                           "shard_dirs": shard_dirs, "sizes": sizes, "stop_after_s": ray_cfg.stop_after_s},
+                           "shard_dirs": shard_dirs, "sizes": sizes, "stop_after_s": ray_cfg.stop_after_s,
+                           "precision": ray_cfg.precision},
         scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
                                      resources_per_worker={"CPU": _cpus_per_worker(ray, ray_cfg)}),
         run_config=RunConfig(name=run_dir.name, storage_path=str(run_dir.parent.resolve()),
