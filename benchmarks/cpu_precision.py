@@ -58,7 +58,8 @@ def conv_block_step(cl: bool):
 def unet_step(cl: bool):
     cfg = DiffusionConfig()
     unet, schedule = UNet(cfg.unet), NoiseSchedule(cfg.schedule)
-    x, y = torch.rand(128, 1, 28, 28) * 2 - 1, torch.randint(0, 10, (128,))
+    x = torch.rand(128, 1, 28, 28) * 2 - 1
+    y = torch.randint(0, 10, (128,)) if cfg.unet.num_classes else None
     return _make(unet, lambda m, x: diffusion_loss(m, schedule, x, y), x, cl)
 
 

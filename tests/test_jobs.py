@@ -38,27 +38,6 @@ def test_main_job_smoke_writes_report(tmp_path):
 
 
 @pytest.mark.ray
-def test_gan_and_ddpm_jobs_smoke_then_compare(tmp_path):
-    stdout = run_job("jobs/gan.py", "--smoke-test", "--ray.storage", str(tmp_path))
-    assert "eval/class_entropy" in stdout and "eval/fld_ratio" in stdout
-    gan_dir = next(tmp_path.glob("dcgan__0__*"))
-    assert {"samples.png", "diagnostics.png"} <= {p.name for p in gan_dir.glob("*.png")}
-    stdout = run_job("jobs/ddpm.py", "--smoke-test", "--ray.storage", str(tmp_path))
-    assert "eval/cond_class_agreement" in stdout and "eval/sampler = ddim-5" in stdout
-    ddpm_dir = next(tmp_path.glob("ddpm-linear-cond__0__*"))
-    assert {"forward_process.png", "reverse_process.png", "samples.png", "samples_by_class.png"} <= {
-        p.name for p in ddpm_dir.glob("*.png")}
-    stdout = run_job("jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir), "--n", "200",
-                     "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path))
-    out = next(tmp_path.glob("compare__0__*"))
-    table = (out / "comparison.md").read_text()
-    assert "DCGAN (EMA G)" not in table and "DCGAN" in table and "DDPM (EMA)" in table
-    assert (out / "comparison.png").exists()
-    header = (out / "comparison.csv").read_text().splitlines()[0]
-    assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
-
-
-@pytest.mark.ray
 def test_rl_job_smoke_all_four_agents_as_tune_trials(tmp_path):
     stdout = run_job("jobs/rl.py", "--smoke-test", "--storage", str(tmp_path))
     run_dir = next(tmp_path.glob("rl-CartPole-v1__0__*"))
@@ -138,12 +117,17 @@ def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
 
 
 def test_help_documents_fields():
-    for job in ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
-                "jobs/tune_maml.py", "jobs/tune_beta_vae.py"]:
-        out = subprocess.run([sys.executable, job, "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
-        assert "--smoke-test" in out.stdout and "--ray.num-workers" in out.stdout
-    out = subprocess.run([sys.executable, "jobs/rl.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "--as-test" in out.stdout and "--dqn.double-dqn" in out.stdout and "--rllib-ppo.lr" in out.stdout
+    jobs = ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
+            "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py"]
+    procs = {job: subprocess.Popen([sys.executable, job, "--help"], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for job in jobs}  # side by side: imports dominate
+    outs = {job: p.communicate(timeout=300) for job, p in procs.items()}
+    for job, (stdout, stderr) in outs.items():
+        assert procs[job].returncode == 0, stderr[-2000:]
+        if job != "jobs/rl.py":
+            assert "--smoke-test" in stdout and "--ray.num-workers" in stdout, job
+    stdout = outs["jobs/rl.py"][0]
+    assert "--as-test" in stdout and "--dqn.double-dqn" in stdout and "--rllib-ppo.lr" in stdout
 
 
 def test_bad_input_is_a_clear_error():

@@ -1,4 +1,5 @@
-"""Real Ray: a 2-worker TorchTrainer run that checkpoints and resumes, and `ray job submit` to a local head."""
+"""Real Ray: a 2-worker TorchTrainer run that checkpoints and resumes, and `ray job submit` to a local head (the
+AE, GAN and DDPM jobs' smoke runs, then the comparison job over the GAN and DDPM runs)."""
 
 import os
 import shutil
@@ -87,15 +88,35 @@ def test_ray_job_submit_to_local_head(tmp_path):
                               str(ROOT), "--", "python", *args], env=env, capture_output=True, text=True, timeout=600)
         assert out.returncode == 0, args[0] + out.stdout[-3000:] + out.stderr[-3000:]
         assert "succeeded" in out.stdout and "run directory:" in out.stdout
+        return out.stdout
 
     try:
         for job, run_glob, figure in (("jobs/ae.py", "ae-mlp-classic__0__*", "reconstructions.png"),
-                                      ("jobs/gan.py", "dcgan__0__*", "samples.png"),
+                                      ("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
                                       ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
-            submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
+            stdout = submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
             run_dirs = list(tmp_path.glob(run_glob))
             assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
             assert find_latest_checkpoint(run_dirs[0]) is not None
+            if job == "jobs/gan.py":
+                assert "eval/class_entropy" in stdout and "eval/fld_ratio" in stdout
+                assert (run_dirs[0] / "samples.png").exists()
+            if job == "jobs/ddpm.py":
+                assert "eval/cond_class_agreement" in stdout and "eval/sampler = ddim-5" in stdout
+                assert {"forward_process.png", "samples.png", "samples_by_class.png"} <= {
+                    p.name for p in run_dirs[0].glob("*.png")}
+        # the comparison job (no Ray) over the two submitted runs
+        gan_dir, ddpm_dir = next(tmp_path.glob("dcgan__0__*")), next(tmp_path.glob("ddpm-linear-cond__0__*"))
+        out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir),
+                              "--n", "200", "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path)], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        compared = next(tmp_path.glob("compare__0__*"))
+        table = (compared / "comparison.md").read_text()
+        assert "DCGAN (EMA G)" not in table and "DCGAN" in table and "DDPM (EMA)" in table
+        assert (compared / "comparison.png").exists()
+        header = (compared / "comparison.csv").read_text().splitlines()[0]
+        assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
         submit("jobs/rl.py", "--smoke-test", "--agents", "dqn", "rllib_ppo", "--storage", str(tmp_path))
         rl_dir = next(tmp_path.glob("rl-CartPole-v1__0__*"))
         assert (rl_dir / "curves.png").exists() and (rl_dir / "rllib_ppo" / "seed_0" / "agent").is_dir()
