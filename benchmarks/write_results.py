@@ -278,10 +278,26 @@ def render_notes(text: str) -> str:
     return PLACEHOLDER.sub(fill, text)
 
 
+def precision_rows() -> list[str]:
+    r = load("cpu_precision")
+    if r is None:
+        return []
+    c = r["cpu"]
+    rows = [f"CPU: {c['model']}, capability {c['capability']}, AVX-512 {c['avx512']}, AVX-512 BF16 "
+            f"{c['avx512_bf16']}, AMX {c['amx_tile']}, {c['threads']} threads. GEMM 2048^2: fp32 "
+            f"{r['gemm_fp32_flops_per_s'] / 1e9:.0f} GFLOP/s, bf16 {r['gemm_bf16_flops_per_s'] / 1e9:.2f} GFLOP/s. "
+            f"`{r['command']}` ({r['date']}).", "",
+            "| training step | fp32 s | fp32 channels-last | bf16 autocast | bf16 + channels-last |", "|---|---|---|---|---|"]
+    for name, v in r["steps_s"].items():
+        rows.append(f"| {name} | {v['fp32']:.3f} | {v['fp32_cl']:.3f} ({v['speedup_fp32_cl']:.2f}x) | "
+                    f"{v['bf16']:.3f} ({v['speedup_bf16']:.2f}x) | {v['bf16_cl']:.3f} ({v['speedup_bf16_cl']:.2f}x) |")
+    return rows
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
-                                                  "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance",
+                                                  "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
                                                   "throughput", "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [
@@ -295,6 +311,7 @@ def main() -> int:
         "## VAE vs GAN vs diffusion", "", *compare_table(), "",
         "## Chapter 5.5: reinforcement learning", "", *chapter3_rows(), "",
         "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
+        "## CPU training step by precision and memory format", "", *precision_rows(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():
