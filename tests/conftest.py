@@ -6,6 +6,10 @@ import torch
 from genlab.distributed.env import configure_ray_env
 
 configure_ray_env()
+# Ray 2.60's driver can segfault in its OpenTelemetry metrics thread when Ray is started a second time in one
+# process (seen in this suite: SIGSEGV in TemporalMetricStorage::buildMetrics after the second ray.init). The tests
+# start Ray several times in the pytest process and read no Ray metrics: collection off.
+os.environ.setdefault("RAY_enable_metrics_collection", "0")
 torch.set_num_threads(2)
 
 
