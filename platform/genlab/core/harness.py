@@ -86,7 +86,7 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
             checkpoint = state.save(rt.checkpoint_dir(state.step), family=family, config=to_dict(config),
                                     rank_states=rank_states)
         rt.report(metrics, checkpoint=checkpoint)
-        budget = getattr(rt, "stop_after_s", 0)
+        budget = rt.stop_after_s
         if budget and state.epoch < epochs and broadcast_object(time.perf_counter() - started > budget):
             log.info("time budget of %.0f s spent at step %d: checkpointed; resume to continue", budget, state.step)
             stopped = True

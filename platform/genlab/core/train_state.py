@@ -46,15 +46,13 @@ class TrainState:
     # -- the modules a step uses --------------------------------------------------------------------------
     def module(self, name: str = "") -> nn.Module:
         """The runtime's version of a (sub)module: DDP-wrapped when it is in `ddp`, else the plain one."""
-        return self._wrapped.get(name) or (self.model.get_submodule(name) if name else self.model)
+        if name in self._wrapped:
+            return self._wrapped[name]
+        return self.model.get_submodule(name) if name else self.model
 
     def train_mode(self) -> None:
         for m in [self.model, *self._wrapped.values()]:
             m.train()
-
-    @property
-    def ema_model(self) -> nn.Module | None:
-        return self.ema.module if self.ema is not None else None
 
     def prepare(self, rt, checkpoint: Path | None = None, seed: int = 0) -> None:
         """Move to the runtime's device, load `checkpoint` (this rank's RNG too), make every rank hold rank 0's
