@@ -24,6 +24,7 @@ def test_families_do_not_import_ray():
             "genlab.diffusion.figures, genlab.diffusion.evaluate, genlab.eval.compare, genlab.eval.sample_quality, "
             "genlab.rl, genlab.rl.dqn, genlab.rl.reinforce, genlab.rl.figures, genlab.rl.report, genlab.eval.rl, "
             "genlab.meta, genlab.meta.train, genlab.meta.data, genlab.data.glyphs, genlab.data.omniglot, "
-            "genlab.eval.fewshot; "
+            "genlab.eval.fewshot, genlab.data.captions, genlab.multimodal, genlab.multimodal.train, "
+            "genlab.multimodal.embed, genlab.multimodal.index, genlab.multimodal.figures, genlab.eval.retrieval; "
             "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

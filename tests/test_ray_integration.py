@@ -117,6 +117,18 @@ def test_ray_job_submit_to_local_head(tmp_path):
         assert (compared / "comparison.png").exists()
         header = (compared / "comparison.csv").read_text().splitlines()[0]
         assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
+        # chapter 5.7: CLIP trained by Ray Train, then its index embedded by a Ray Data actor pool
+        stdout = submit("jobs/clip.py", "--smoke-test", "--ray.storage", str(tmp_path))
+        assert "test/zero_shot_mnist_top1" in stdout and "test/test_combos_attribute_exact_top1" in stdout
+        clip_dir = next(tmp_path.glob("clip-rn__0__*"))
+        assert {"similarity_test_combos.png", "retrieval_test_templates.png"} <= {p.name for p in clip_dir.glob("*.png")}
+        out = subprocess.run([ray_bin, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
+                              str(ROOT), "--", "python", "jobs/index.py", "--source", "captions_small:test_combos",
+                              "--pretrained", str(clip_dir), "--out", str(tmp_path / "index"), "--query", "a red 7",
+                              "--labels", "seven", "sneaker"], env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0 and "added 500 new; index holds 500" in out.stdout, out.stdout[-3000:]
+        assert "'a red 7': captions_small:test_combos/" in out.stdout
+        assert len((tmp_path / "index" / "labels.csv").read_text().splitlines()) == 501
         submit("jobs/rl.py", "--smoke-test", "--agents", "dqn", "rllib_ppo", "--storage", str(tmp_path))
         rl_dir = next(tmp_path.glob("rl-CartPole-v1__0__*"))
         assert (rl_dir / "curves.png").exists() and (rl_dir / "rllib_ppo" / "seed_0" / "agent").is_dir()

@@ -1,7 +1,8 @@
 """Write a dataset once to parquet shards; read them back locally or through Ray Data.
 
-Schema: `image` (binary, 784 raw uint8 bytes), `label` (int64). The same directory can be a local path here
-or an object-store URI on a cluster (Ray Data reads both).
+Schema: `image` (binary, 784 raw uint8 bytes), `label` (int64). Caption sets (`genlab.data.captions`) add
+`tokens` (the caption's BPE tokens, int32 bytes): their batches are (RGB images, tokens). The same directory can
+be a local path here or an object-store URI on a cluster (Ray Data reads both).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from genlab.data import captions
 from genlab.data.mnist import default_root, load_dataset
 
 IMAGE_SHAPE = (28, 28)
@@ -45,6 +47,8 @@ def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows
 def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path:
     """Shard directory for (name, split), written on first use."""
     out = shard_dir(name, split, root)
+    if captions.is_caption_set(name):
+        return captions.ensure_caption_shards(name, split, out, root)
     if not any(out.glob("*.parquet")):
         images, labels = load_dataset(name, split, root)
         write_shards(images, labels, out)
@@ -52,12 +56,19 @@ def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path
 
 
 def decode_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Columns as read by pyarrow or Ray Data (numpy) -> (uint8 (B, 28, 28), int64 (B,))."""
+    """Columns as read by pyarrow or Ray Data (numpy) -> (uint8 (B, 28, 28), int64 labels (B,)), or for a
+    caption set (uint8 (B, 3, 32, 32), int64 tokens (B, L))."""
     raw = b"".join(bytes(b) for b in batch["image"])
-    images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).copy()).reshape(-1, *IMAGE_SHAPE)
-    return images, torch.from_numpy(np.array(batch["label"], dtype=np.int64))
+    images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).copy())
+    if "tokens" in batch:
+        tokens = np.frombuffer(b"".join(bytes(b) for b in batch["tokens"]), dtype=np.int32)
+        tokens = torch.from_numpy(tokens.astype(np.int64)).reshape(len(batch["image"]), -1)
+        return images.reshape(-1, 3, captions.SIZE, captions.SIZE), tokens
+    return images.reshape(-1, *IMAGE_SHAPE), torch.from_numpy(np.array(batch["label"], dtype=np.int64))
 
 
 def read_shards(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     table = pq.read_table(str(directory))
-    return decode_batch({"image": table.column("image").to_pylist(), "label": table.column("label").to_numpy()})
+    columns = ["image", "tokens"] if "tokens" in table.column_names else ["image", "label"]
+    return decode_batch({c: table.column(c).to_pylist() if c != "label" else table.column(c).to_numpy()
+                         for c in columns})

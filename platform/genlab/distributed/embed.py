@@ -1,0 +1,49 @@
+"""Embed an image collection with Ray Data: reading and decoding in Ray tasks, the image tower in an actor pool
+(`map_batches` with a callable class), so decoding overlaps the model and the pool spreads over the cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genlab.distributed.env import init_ray
+from genlab.multimodal.embed import Embedder, count_rows, list_images
+
+
+def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
+                   actors: int = 1, cpus_per_actor: float = 1.0, threads_per_actor: int = 0,
+                   progress: bool = True) -> tuple[list[str], torch.Tensor]:
+    """(ids, L2-normalised embeddings) of a parquet directory (`id`, raw `image`) or an image folder.
+    Each actor holds a CPU share of `cpus_per_actor` (fractional: the read tasks need CPUs too) and runs torch
+    with `threads_per_actor` threads (0: all of the node's)."""
+    ray = init_ray()
+    source = Path(source).resolve()
+    if any(source.glob("*.parquet")):
+        ds = ray.data.read_parquet(str(source), columns=["id", "image"])
+    else:
+        from genlab.multimodal.models import create_clip
+
+        size = create_clip(model, pretrained)[0].visual.image_size
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        if not list_images(source):
+            raise FileNotFoundError(f"{source}: no images (png, jpg, jpeg, webp, bmp) in it")
+        ds = ray.data.read_images(str(source), include_paths=True, size=(size, size), mode="RGB")
+        ds = ds.map_batches(_path_ids, fn_kwargs={"root": str(source)}, batch_format="numpy")
+    threads = threads_per_actor or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ds = ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "pretrained": pretrained,
+                                                         "threads": threads},
+                        batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=cpus_per_actor)
+    ids, embs = [], []
+    with tqdm(total=count_rows(source), desc="embed (Ray Data)", unit="img", disable=not progress) as bar:
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+            ids += batch["id"].tolist()
+            embs.append(torch.from_numpy(np.array(batch["embedding"], np.float32)))
+            bar.update(len(batch["id"]))
+    return ids, torch.cat(embs) if embs else torch.empty(0)
+
+
+def _path_ids(batch: dict, root: str) -> dict:
+    return {"id": np.array([str(Path(p).relative_to(root)) for p in batch["path"]]), "image": batch["image"]}
