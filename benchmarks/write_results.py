@@ -248,6 +248,59 @@ def chapter4_rows() -> list[str]:
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
 
 
+def clip_rows() -> list[str]:
+    train, prof, idx = load("clip_train"), load("clip_profile"), load("clip_index")
+    rows = ["| check | bar | measured | verdict | command |", "|---|---|---|---|---|"]
+    if train is None:
+        rows.append("| CLIP trained here | | not run | | `python jobs/clip.py`, then "
+                    "`python benchmarks/chapter5_clip.py --only train --run <run dir>` |")
+    else:
+        m, cmd = train["metrics"], f"`{train['command']}` ({train['config']['epochs']} epochs, " \
+            f"{train['train_wall_s'] / 60:.0f} min, run {train['run']})"
+        for key, label, bar in (("test/zero_shot_mnist_top1", "zero-shot top-1, plain MNIST test (10k)", 0.95),
+                                ("test/zero_shot_fashion_mnist_top1", "zero-shot top-1, Fashion-MNIST test (10k)", 0.80),
+                                ("test/test_combos_attribute_exact_top1",
+                                 "attribute-exact text->image top-1, held-out (class, colour) combos", 0.90),
+                                ("test/test_templates_attribute_exact_top1",
+                                 "attribute-exact text->image top-1, held-out templates", 0.90)):
+            rows.append(f"| {label} | >= {bar} | {m[key]:.4f} | {verdict(m[key] >= bar)} | {cmd} |")
+        for key, label in (("test/linear_probe_mnist", "linear probe, MNIST (10k train embeddings)"),
+                           ("test/linear_probe_fashion_mnist", "linear probe, Fashion-MNIST"),
+                           ("test/test_combos_attribute_exact_top1_one_object", "attribute-exact, held-out combos, one object"),
+                           ("test/test_combos_attribute_exact_top1_two_objects", "attribute-exact, held-out combos, two objects"),
+                           ("test/test_templates_attribute_exact_top1_one_object", "attribute-exact, held-out templates, one object"),
+                           ("test/test_templates_attribute_exact_top1_two_objects", "attribute-exact, held-out templates, two objects")):
+            rows.append(f"| {label} | (reported) | {m[key]:.4f} | | same run |")
+        for split in ("test_combos", "test_templates"):
+            r = {d: "/".join(f"{m[f'test/{split}_{d}_R@{k}']:.3f}" for k in (1, 5, 10))
+                 for d in ("text_to_image", "image_to_text")}
+            rows.append(f"| R@1/5/10 on {split} (gallery {train['config'].get('dataset')}) | (reported) | text->image "
+                        f"{r['text_to_image']}, image->text {r['image_to_text']} | | same run |")
+        rows.append(f"| training throughput (1 Ray Train worker, 2 CPUs) | (reported) | {train['pairs_per_s']:.0f} "
+                    f"pairs/s, data wait {100 * train['data_wait_frac']:.1f}% of the epoch | | same run |")
+    if prof:
+        for name, v in prof["models"].items():
+            parts = ", ".join(f"{k} {1000 * t:.0f} ms" for k, t in v["parts_s"].items())
+            rows.append(f"| step time by part, {name}, batch {prof['batch']}, one process | (reported) | "
+                        f"{1000 * v['step_s']:.0f} ms ({v['pairs_per_s']:.0f} pairs/s): {parts} | | "
+                        f"`{prof['command']}` |")
+    if idx:
+        cmd = f"`{idx['command']}`"
+        ratio = idx["ray_vs_in_process"]
+        rows += [f"| index: {idx['n']:,} images embedded, Ray Data vs one in-process loop | >= 0.9x | "
+                 f"{ratio:.2f}x ({idx['ray_data']['images_per_s']:.0f} vs {idx['in_process']['images_per_s']:.0f} "
+                 f"img/s) | {verdict(ratio >= 0.9)} | {cmd} |",
+                 f"| exact top-10 over {idx['n']:,} x {idx['dim']} fp32 embeddings, p50 (p95) | <= 5 ms | "
+                 f"{idx['exact']['p50_ms']:.2f} ms ({idx['exact']['p95_ms']:.2f}) | "
+                 f"{verdict(idx['exact']['p50_ms'] <= 5)} | same |"]
+        for kind in ("ivf", "hnsw"):
+            a = idx[kind]
+            rows.append(f"| faiss {kind}: recall@10 vs exact, p50 query | >= 0.95, faster than exact | "
+                        f"{a['recall@10']:.3f}, {a['p50_ms']:.2f} ms (build {a['build_s']:.1f} s) | "
+                        f"{verdict(a['recall@10'] >= 0.95 and a['p50_ms'] < idx['exact']['p50_ms'])} | same |")
+    return rows
+
+
 def _value(path: str):
     """`file > key > key` -> the value in benchmarks/results/<file>.json (list items by index)."""
     name, *keys = [k.strip() for k in " ".join(path.split()).split(">")]
@@ -298,7 +351,8 @@ def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
-                                                  "throughput", "rl_cartpole", "rl_side_by_side",
+                                                  "clip_train", "clip_profile", "clip_index", "throughput",
+                                                  "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [
         "# Benchmark results", "",
@@ -312,6 +366,7 @@ def main() -> int:
         "## Chapter 5.5: reinforcement learning", "", *chapter3_rows(), "",
         "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
         "## CPU training step by precision and memory format", "", *precision_rows(), "",
+        "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():

@@ -133,6 +133,8 @@ def test_pretrained_tags_fail_clearly_offline():
 
     with pytest.raises(PretrainedUnavailable, match="not a file and not a tag"):
         create_clip("ViT-B-32", "no-such-tag")
+    with pytest.raises(PretrainedUnavailable, match="need the internet"):  # a real tag: its download fails here
+        create_clip("ViT-B-32", "laion2b_s34b_b79k")
     with pytest.raises(ValueError, match="unknown model"):
         create_clip("genlab-clip-nope")
     assert set(OUR_MODELS) == {"genlab-clip-rn", "genlab-clip-vit"}

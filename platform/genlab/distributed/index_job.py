@@ -41,6 +41,9 @@ class IndexArgs:
     """Zero-shot labels: label every indexed image with the most similar 'a <label>.' prompt into labels.csv."""
     k: int = 5
     """Results per query."""
+    zero_shot: tuple[str, ...] = ()
+    """Zero-shot accuracy of the model on these test sets ('mnist', 'fashion_mnist'), with the prompts of
+    genlab.eval.retrieval (works for any model, e.g. a pretrained ViT-B-32)."""
 
 
 def resolve_source(source: str) -> Path:
@@ -63,6 +66,9 @@ def run_index_job(args: IndexArgs) -> EmbeddingIndex:
              else EmbeddingIndex(model.text_projection.shape[1], model_name, weights))
     if index.model != model_name:
         raise ValueError(f"{out} was built with {index.model!r}, not {model_name!r}: use another --out")
+    if not (args.source or args.query or args.query_image or args.labels or args.zero_shot or args.ann):
+        raise SystemExit("nothing to do: give --source to embed, and/or --query / --query-image / --labels / "
+                         "--zero-shot / --ann on an index (--help lists them)")
     if args.source:
         src = resolve_source(args.source)
         t0 = time.perf_counter()
@@ -102,7 +108,14 @@ def run_index_job(args: IndexArgs) -> EmbeddingIndex:
     if args.labels:
         text = encode_texts(model, tokenizer, [f"a {label}." for label in args.labels])
         best = (index.embeddings @ text.t()).argmax(1).tolist()
+        out.mkdir(parents=True, exist_ok=True)
         with open(out / "labels.csv", "w", newline="") as f:
             csv.writer(f).writerows([("id", "label"), *((i, args.labels[b]) for i, b in zip(index.ids, best))])
         print(f"zero-shot labels of {len(index)} images written to {out / 'labels.csv'}")
+    for name in args.zero_shot:
+        from genlab.data.mnist import load_dataset
+        from genlab.eval.retrieval import zero_shot_accuracy
+
+        acc = zero_shot_accuracy(model, tokenizer, name, *load_dataset(name, "test"))
+        print(f"zero-shot {name} test: top-1 {acc['top1']:.4f}, top-3 {acc['top3']:.4f}")
     return index

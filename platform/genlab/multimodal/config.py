@@ -28,6 +28,8 @@ class ClipConfig:
     """Cap on steps per epoch (0 = a full pass); smoke tests use a few."""
     eval_images: int = 2000
     """Test images per dataset for the per-epoch zero-shot accuracy (the final evaluation uses all)."""
+    final_images: int = 0
+    """Test images per dataset for the final zero-shot accuracy (0 = the whole test set)."""
     probe_images: int = 10_000
     """Training images per dataset of the final linear-probe baseline (0 = skip)."""
     seed: int = 0
@@ -48,4 +50,4 @@ class ClipConfig:
 def smoke_config(cfg: ClipConfig) -> ClipConfig:
     """The same config at smoke scale: the small caption set, a few batches."""
     return dataclasses.replace(cfg, dataset="captions_small", epochs=1, max_steps_per_epoch=4, batch_size=32,
-                               warmup_steps=2, eval_images=200, probe_images=500, progress=False)
+                               warmup_steps=2, eval_images=200, final_images=500, probe_images=500, progress=False)

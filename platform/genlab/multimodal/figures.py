@@ -36,7 +36,7 @@ def similarity_matrix(image_features: torch.Tensor, text_features: torch.Tensor,
                     color="black" if sim[i, j] > sim.mean() else "white")
     ax.set_yticks(range(n), [textwrap.shorten(c, 38) for c in captions], fontsize=8)
     ax.set_xticks([])
-    return _save(fig, path)
+    return _save(fig, path, tight=False)  # the gridspec is laid out by hand
 
 
 def retrieval_grid(gallery_features: torch.Tensor, query_features: torch.Tensor, gallery: torch.Tensor,
@@ -51,5 +51,4 @@ def retrieval_grid(gallery_features: torch.Tensor, query_features: torch.Tensor,
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_xlabel(f"{scores[r, c]:.2f}", fontsize=7, labelpad=1)
         axes[r, 0].set_title(textwrap.shorten(query, 70), fontsize=8, loc="left")
-    fig.tight_layout()
     return _save(fig, path)

@@ -112,6 +112,8 @@ class ClipEvaluation:
         out = {}
         for name in ("mnist", "fashion_mnist"):
             images, labels = self._test(name)
+            n = self.cfg.final_images or len(images)
+            images, labels = images[:n], labels[:n]
             res = zero_shot_accuracy(model, self.tokenizer, name, images, labels, self.device)
             out |= {f"test/zero_shot_{name}_{k}": v for k, v in res.items()}
             if self.cfg.probe_images:

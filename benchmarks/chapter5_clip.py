@@ -1,0 +1,183 @@
+"""Chapter 5.7 benchmarks (run on an idle machine):
+
+    python benchmarks/chapter5_clip.py --only train --run runs/clip-rn__0__...   # record a finished jobs/clip.py run
+    python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
+    python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
+
+-> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE.parent / "platform"))
+
+from genlab.core.config import load_json  # noqa: E402
+from genlab.distributed.trainer import final_metrics  # noqa: E402
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def save(name: str, out: dict) -> None:
+    out |= {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+def record_train(run: Path) -> None:
+    """The final metrics of a finished jobs/clip.py run, its config and its training wall time."""
+    metrics = final_metrics(run)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "perf/epoch_s" in r]
+    config = load_json(run / "config.json")
+    save("clip_train", {"run": run.name, "config": config, "metrics": metrics,
+                        "train_wall_s": sum(r["perf/epoch_s"] for r in epochs),
+                        "pairs_per_s": statistics.median(r["perf/pairs_per_s"] for r in epochs),
+                        "data_wait_frac": statistics.median(r["perf/data_wait_frac"] for r in epochs),
+                        "curve": [{k: r[k] for k in r if k.startswith(("eval/", "train/loss", "epoch"))}
+                                  for r in epochs],
+                        "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
+                                                            if config["model"] != "genlab-clip-rn" else "")})
+
+
+def profile(batch: int, reps: int) -> None:
+    """Median time of each part of one training step at the default batch, one process."""
+    import open_clip
+
+    from genlab.data import captions
+    from genlab.data.shards import decode_batch
+    from genlab.multimodal.models import create_clip, prepare_images
+    from genlab.multimodal.train import param_groups
+
+    out = {"batch": batch, "models": {}}
+    rows = captions.make_rows("train", batch, seed=0)
+    import numpy as np
+
+    raw = {"image": [r["image"].tobytes() for r in rows],
+           "tokens": [t.to(torch.int32).numpy().tobytes() for t in captions.tokenize([r["caption"] for r in rows])]}
+    for name in ("genlab-clip-rn", "genlab-clip-vit"):
+        model, _, _ = create_clip(name)
+        opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-4)
+        loss_fn = open_clip.ClipLoss()
+        parts = {k: [] for k in ("data_decode", "image_tower_fwd", "text_tower_fwd", "loss", "backward", "optimizer")}
+        for i in range(reps + 2):
+            t = [time.perf_counter()]
+            images, tokens = decode_batch(raw)
+            x = prepare_images(images, model)
+            t.append(time.perf_counter())
+            img = model.encode_image(x, normalize=True)
+            t.append(time.perf_counter())
+            txt = model.encode_text(tokens, normalize=True)
+            t.append(time.perf_counter())
+            loss = loss_fn(img, txt, model.logit_scale.exp())
+            t.append(time.perf_counter())
+            opt.zero_grad()
+            loss.backward()
+            t.append(time.perf_counter())
+            opt.step()
+            t.append(time.perf_counter())
+            if i >= 2:
+                for k, a, b in zip(parts, t, t[1:]):
+                    parts[k].append(b - a)
+        med = {k: statistics.median(v) for k, v in parts.items()}
+        step = sum(med.values())
+        out["models"][name] = {"parts_s": med, "step_s": step, "pairs_per_s": batch / step,
+                               "params_image": sum(p.numel() for p in model.visual.parameters()),
+                               "params_total": sum(p.numel() for p in model.parameters())}
+        print(name, {k: round(v, 4) for k, v in med.items()}, flush=True)
+    out["command"] = "python " + " ".join(sys.argv)
+    save("clip_profile", out)
+
+
+def bench_index(run: Path, n_queries: int, batch: int) -> None:
+    """100k caption images embedded in-process and by Ray Data (same model); exact and faiss queries."""
+    from genlab.data.shards import ensure_shards
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.distributed.env import init_ray
+    from genlab.multimodal.embed import embed_in_process
+    from genlab.multimodal.index import EmbeddingIndex
+    from genlab.multimodal.models import create_clip, encode_texts, resolve_weights
+
+    source = ensure_shards("captions", "train")
+    name, weights = resolve_weights(str(run), "")
+    out = {"source": "captions:train", "model": name, "batch": batch}
+    t0 = time.perf_counter()
+    ids, emb = embed_in_process(source, name, weights, batch)
+    out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0}
+    init_ray()  # start-up is not part of the embedding
+    t0 = time.perf_counter()
+    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=1, cpus_per_actor=1.0, threads_per_actor=2)
+    out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": 1,
+                       "threads_per_actor": 2}
+    for k in ("in_process", "ray_data"):
+        out[k]["images_per_s"] = out[k]["images"] / out[k]["wall_s"]
+    out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
+    order = {i: j for j, i in enumerate(ray_ids)}
+    out["max_abs_diff_ray_vs_in_process"] = float((ray_emb[[order[i] for i in ids]] - emb).abs().max())
+    index = EmbeddingIndex(emb.shape[1], name, weights)
+    index.add(ids, emb)
+    model, _, tokenizer = create_clip(name, weights)
+    test = __import__("genlab.data.captions", fromlist=["read_caption_table"]).read_caption_table(
+        ensure_shards("captions", "test_templates"))
+    queries = encode_texts(model, tokenizer, test["captions"][:n_queries])
+    out["exact"] = _latency(lambda q: index.search(q, 10), queries)
+    for kind in ("ivf", "hnsw"):
+        t0 = time.perf_counter()
+        index.build_ann(kind)
+        build = time.perf_counter() - t0
+        out[kind] = {"build_s": build, "recall@10": index.recall_vs_exact(queries, 10),
+                     **_latency(lambda q: index.search_ann(q, 10), queries)}
+    out["n"] = len(index)
+    out["dim"] = index.dim
+    out["command"] = "python " + " ".join(sys.argv)
+    save("clip_index", out)
+
+
+def _latency(search, queries: torch.Tensor) -> dict:
+    for q in queries[:10]:
+        search(q[None])
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        search(q[None])
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {"p50_ms": 1000 * times[len(times) // 2], "p95_ms": 1000 * times[int(len(times) * 0.95)]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["train", "profile", "index"], required=True)
+    parser.add_argument("--run", type=Path, help="a finished jobs/clip.py run directory (train, index)")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--queries", type=int, default=500)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    if args.only in ("train", "index") and (args.run is None or not args.run.is_dir()):
+        parser.error(f"--only {args.only} needs --run <a jobs/clip.py run directory>")
+    if args.only == "train":
+        record_train(args.run)
+    elif args.only == "profile":
+        profile(args.batch, args.reps)
+    else:
+        bench_index(args.run, args.queries, 512)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
