@@ -3,8 +3,9 @@
     python benchmarks/chapter5_clip.py --only train --run runs/clip-rn__0__...   # record a finished jobs/clip.py run
     python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
     python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
+    python benchmarks/chapter5_clip.py --only workers     # 1 vs 2 Ray Train workers, same loss curve?
 
--> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json
+-> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_workers.json
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 HERE = Path(__file__).parent
@@ -48,8 +50,8 @@ def record_train(run: Path) -> None:
                         "train_wall_s": sum(r["perf/epoch_s"] for r in epochs),
                         "pairs_per_s": statistics.median(r["perf/pairs_per_s"] for r in epochs),
                         "data_wait_frac": statistics.median(r["perf/data_wait_frac"] for r in epochs),
-                        "curve": [{k: r[k] for k in r if k.startswith(("eval/", "train/loss", "epoch"))}
-                                  for r in epochs],
+                        "curve": [{k: r[k] for k in r if k.startswith(("eval/", "epoch"))} for r in epochs],
+                        "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
                         "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
                                                             if config["model"] != "genlab-clip-rn" else "")})
 
@@ -65,8 +67,6 @@ def profile(batch: int, reps: int) -> None:
 
     out = {"batch": batch, "models": {}}
     rows = captions.make_rows("train", batch, seed=0)
-    import numpy as np
-
     raw = {"image": [r["image"].tobytes() for r in rows],
            "tokens": [t.to(torch.int32).numpy().tobytes() for t in captions.tokenize([r["caption"] for r in rows])]}
     for name in ("genlab-clip-rn", "genlab-clip-vit"):
@@ -115,17 +115,23 @@ def bench_index(run: Path, n_queries: int, batch: int) -> None:
     source = ensure_shards("captions", "train")
     name, weights = resolve_weights(str(run), "")
     out = {"source": "captions:train", "model": name, "batch": batch}
-    t0 = time.perf_counter()
-    ids, emb = embed_in_process(source, name, weights, batch)
-    out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0}
-    init_ray()  # start-up is not part of the embedding
-    t0 = time.perf_counter()
-    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=1, cpus_per_actor=1.0, threads_per_actor=2)
+    t0, tin = time.perf_counter(), {}
+    ids, emb = embed_in_process(source, name, weights, batch, timings=tin)
+    out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
+    init_ray()  # the cluster's start-up is not part of the embedding; the pipeline's (actors, imports) is
+    t0, tray = time.perf_counter(), {}
+    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=1, cpus_per_actor=1.0,
+                                      threads_per_actor=2, timings=tray)
     out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": 1,
-                       "threads_per_actor": 2}
+                       "threads_per_actor": 2, **tray}
     for k in ("in_process", "ray_data"):
-        out[k]["images_per_s"] = out[k]["images"] / out[k]["wall_s"]
+        r = out[k]
+        r["images_per_s"] = r["images"] / r["wall_s"]
+        # steady state: from the first embedded batch on (start-up excluded, reported as first_batch_s)
+        r["steady_images_per_s"] = (r["images"] - r["first_batch_rows"]) / (r["wall_s"] - r["first_batch_s"])
     out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
+    out["ray_vs_in_process_steady"] = (out["ray_data"]["steady_images_per_s"]
+                                       / out["in_process"]["steady_images_per_s"])
     order = {i: j for j, i in enumerate(ray_ids)}
     out["max_abs_diff_ray_vs_in_process"] = float((ray_emb[[order[i] for i in ids]] - emb).abs().max())
     index = EmbeddingIndex(emb.shape[1], name, weights)
@@ -147,6 +153,33 @@ def bench_index(run: Path, n_queries: int, batch: int) -> None:
     save("clip_index", out)
 
 
+def workers(steps: int) -> None:
+    """The same short run on 1 and on 2 Ray Train workers (same global batch and seed): ClipLoss gathers
+    features across ranks, so the loss curves should agree within noise."""
+    import dataclasses
+
+    from genlab.distributed.jobs import run_training_job
+    from genlab.distributed.trainer import RayConfig
+    from genlab.multimodal import ClipConfig
+
+    cfg = ClipConfig(epochs=1, max_steps_per_epoch=steps, log_every=25, warmup_steps=50, eval_images=500,
+                     final_images=2000, probe_images=0, figures=False, progress=False)
+    out = {"steps": steps, "batch": cfg.batch_size, "runs": {}}
+    for n in (1, 2):
+        t0 = time.perf_counter()
+        run_dir, metrics = run_training_job(cfg.run_name(), "genlab.multimodal.train:train", cfg,
+                                            RayConfig(num_workers=n), cfg.dataset)
+        records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        out["runs"][str(n)] = {"wall_s": time.perf_counter() - t0, "run": run_dir.name,
+                               "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
+                               **{k: v for k, v in metrics.items() if k.startswith(("test/zero", "perf/", "dist/"))}}
+    a, b = (np.array([v for _, v in out["runs"][n]["loss_curve"]]) for n in ("1", "2"))
+    out["max_abs_loss_diff"] = float(np.abs(a - b).max())
+    out["max_rel_loss_diff"] = float((np.abs(a - b) / a).max())
+    out["command"] = "python " + " ".join(sys.argv)
+    save("clip_workers", out)
+
+
 def _latency(search, queries: torch.Tensor) -> dict:
     for q in queries[:10]:
         search(q[None])
@@ -161,11 +194,12 @@ def _latency(search, queries: torch.Tensor) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["train", "profile", "index"], required=True)
+    parser.add_argument("--only", choices=["train", "profile", "index", "workers"], required=True)
     parser.add_argument("--run", type=Path, help="a finished jobs/clip.py run directory (train, index)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=150, help="workers: steps of each run")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     if args.only in ("train", "index") and (args.run is None or not args.run.is_dir()):
@@ -174,6 +208,8 @@ def main(argv=None) -> int:
         record_train(args.run)
     elif args.only == "profile":
         profile(args.batch, args.reps)
+    elif args.only == "workers":
+        workers(args.steps)
     else:
         bench_index(args.run, args.queries, 512)
     return 0

@@ -274,10 +274,19 @@ def clip_rows() -> list[str]:
         for split in ("test_combos", "test_templates"):
             r = {d: "/".join(f"{m[f'test/{split}_{d}_R@{k}']:.3f}" for k in (1, 5, 10))
                  for d in ("text_to_image", "image_to_text")}
-            rows.append(f"| R@1/5/10 on {split} (gallery {train['config'].get('dataset')}) | (reported) | text->image "
+            rows.append(f"| R@1/5/10 on {split} (a gallery of its 5,000 pairs) | (reported) | text->image "
                         f"{r['text_to_image']}, image->text {r['image_to_text']} | | same run |")
         rows.append(f"| training throughput (1 Ray Train worker, 2 CPUs) | (reported) | {train['pairs_per_s']:.0f} "
                     f"pairs/s, data wait {100 * train['data_wait_frac']:.1f}% of the epoch | | same run |")
+    workers = load("clip_workers")
+    if workers:
+        r1, r2 = workers["runs"]["1"], workers["runs"]["2"]
+        rows.append(f"| 1 vs 2 Ray Train workers, {workers['steps']} steps at global batch {workers['batch']}: "
+                    f"largest gap between the loss curves (windows of 25 steps) | same curve within noise | "
+                    f"{workers['max_abs_loss_diff']:.3f} nats ({100 * workers['max_rel_loss_diff']:.1f}%); final "
+                    f"window {r1['loss_curve'][-1][1]:.3f} vs {r2['loss_curve'][-1][1]:.3f}; "
+                    f"{r1['perf/pairs_per_s']:.0f} vs {r2['perf/pairs_per_s']:.0f} pairs/s | "
+                    f"{verdict(workers['max_rel_loss_diff'] <= 0.05)} | `{workers['command']}` |")
     if prof:
         for name, v in prof["models"].items():
             parts = ", ".join(f"{k} {1000 * t:.0f} ms" for k, t in v["parts_s"].items())
@@ -351,7 +360,7 @@ def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
-                                                  "clip_train", "clip_profile", "clip_index", "throughput",
+                                                  "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
                                                   "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [

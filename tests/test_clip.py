@@ -221,6 +221,8 @@ def test_index_exact_search_incremental_add_and_reload(tmp_path):
     brute = (emb[[7, 450]] @ emb.t()).topk(4, dim=1)
     assert ids == [[f"a/{j}" for j in row] for row in brute.indices.tolist()]
     assert torch.allclose(scores, brute.values, atol=1e-6)
+    one_scores, one_ids = index.search(emb[450], k=4)  # one query takes the numpy path
+    assert one_ids == ids[1:] and torch.allclose(one_scores, scores[1:], atol=1e-6)
     loaded = EmbeddingIndex.load(index.save(tmp_path / "idx"))
     assert loaded.ids == index.ids and loaded.model == "genlab-clip-rn"
     assert torch.allclose(loaded.embeddings, index.embeddings, atol=2e-3)  # stored as float16

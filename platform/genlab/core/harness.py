@@ -16,7 +16,8 @@ import time
 from typing import Callable
 
 from genlab.core.config import to_dict
-from genlab.core.distributed import broadcast_object, gather_objects, module_digest, tensors_digest
+from genlab.core.distributed import (broadcast_buffers_, broadcast_object, gather_objects, module_digest,
+                                     tensors_digest)
 from genlab.core.runtime import Runtime
 from genlab.core.train_state import TrainState
 
@@ -77,6 +78,11 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
                    "perf/data_wait_frac": wait / elapsed}
         if state.schedulers:
             metrics["train/lr"] = next(iter(state.schedulers.values())).get_last_lr()[0]
+        if rt.world_size > 1:
+            # DDP hands rank 0's BatchNorm statistics to every rank at the start of each forward, so after the
+            # epoch's last forward the other ranks hold their own; make every replica rank 0's (what the
+            # checkpoint saves) before comparing them. Rank 0's training is unchanged by this.
+            broadcast_buffers_(state.model)
         metrics |= _replica_health(state, rt)
         if rt.is_main and eval_fn is not None:
             metrics |= eval_fn()

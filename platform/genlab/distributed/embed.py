@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from genlab.multimodal.embed import Embedder, count_rows, list_images
 
 def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
                    actors: int = 1, cpus_per_actor: float = 1.0, threads_per_actor: int = 0,
-                   progress: bool = True) -> tuple[list[str], torch.Tensor]:
+                   progress: bool = True, timings: dict | None = None) -> tuple[list[str], torch.Tensor]:
     """(ids, L2-normalised embeddings) of a parquet directory (`id`, raw `image`) or an image folder.
+    `timings` (if given) gets `first_batch_s` and `first_batch_rows`: the pipeline's start-up (actors start,
+    import torch and open_clip, build the model) before the first embeddings arrive.
     Each actor holds a CPU share of `cpus_per_actor` (fractional: the read tasks need CPUs too) and runs torch
     with `threads_per_actor` threads (0: all of the node's)."""
     ray = init_ray()
@@ -37,8 +40,11 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
                                                          "threads": threads},
                         batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=cpus_per_actor)
     ids, embs = [], []
+    t0 = time.perf_counter()
     with tqdm(total=count_rows(source), desc="embed (Ray Data)", unit="img", disable=not progress) as bar:
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
+        for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
+            if timings is not None and not ids:
+                timings |= {"first_batch_s": time.perf_counter() - t0, "first_batch_rows": len(batch["id"])}
             ids += batch["id"].tolist()
             embs.append(torch.from_numpy(np.array(batch["embedding"], np.float32)))
             bar.update(len(batch["id"]))

@@ -26,6 +26,8 @@ class ClipConfig:
     """Gradient-norm clipping (0 = off)."""
     max_steps_per_epoch: int = 0
     """Cap on steps per epoch (0 = a full pass); smoke tests use a few."""
+    log_every: int = 50
+    """Steps per logged training-loss window (the loss curve; 0 = per epoch only)."""
     eval_images: int = 2000
     """Test images per dataset for the per-epoch zero-shot accuracy (the final evaluation uses all)."""
     final_images: int = 0
@@ -50,4 +52,5 @@ class ClipConfig:
 def smoke_config(cfg: ClipConfig) -> ClipConfig:
     """The same config at smoke scale: the small caption set, a few batches."""
     return dataclasses.replace(cfg, dataset="captions_small", epochs=1, max_steps_per_epoch=4, batch_size=32,
-                               warmup_steps=2, eval_images=200, final_images=500, probe_images=500, progress=False)
+                               warmup_steps=2, log_every=2, eval_images=200, final_images=500, probe_images=500,
+                               progress=False)

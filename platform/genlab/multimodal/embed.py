@@ -7,6 +7,7 @@ folder of images (`**/*.png|jpg|jpeg|webp|bmp`, ids are paths relative to the fo
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -86,8 +87,10 @@ def count_rows(source: str | Path) -> int:
 
 
 def embed_in_process(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
-                     progress: bool = True) -> tuple[list[str], torch.Tensor]:
-    """One process, one loop: read, decode, embed. Returns (ids, L2-normalised embeddings)."""
+                     progress: bool = True, timings: dict | None = None) -> tuple[list[str], torch.Tensor]:
+    """One process, one loop: read, decode, embed. Returns (ids, L2-normalised embeddings); `timings` as in
+    `genlab.distributed.embed.embed_with_ray`."""
+    t0 = time.perf_counter()
     embedder = Embedder(model, pretrained)
     source = Path(source)
     size = embedder.model.visual.image_size
@@ -98,6 +101,8 @@ def embed_in_process(source: str | Path, model: str, pretrained: str | None = No
     with tqdm(total=count_rows(source), desc="embed", unit="img", disable=not progress) as bar:
         for batch in batches:
             out = embedder(batch)
+            if timings is not None and not ids:
+                timings |= {"first_batch_s": time.perf_counter() - t0, "first_batch_rows": len(out["id"])}
             ids += out["id"].tolist()
             embs.append(torch.from_numpy(out["embedding"]))
             bar.update(len(out["id"]))

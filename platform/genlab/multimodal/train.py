@@ -66,7 +66,8 @@ def train(cfg: ClipConfig, rt: Runtime, test=None) -> dict:
 
     return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
                steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=lambda: evaluation.epoch(model),
-               final_fn=lambda: evaluation.final(model, rt.run_dir), items="pairs", progress=cfg.progress,
+               final_fn=lambda: evaluation.final(model, rt.run_dir), items="pairs", log_every=cfg.log_every,
+               progress=cfg.progress,
                desc=cfg.run_name())
 
 
