@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.distributed.env import init_ray
-from genlab.multimodal.embed import Embedder, count_rows, list_images
+from genlab.multimodal.embed import Embedder, check_parquet_source, count_rows, list_images
 
 
 def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
@@ -25,6 +25,7 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
     ray = init_ray()
     source = Path(source).resolve()
     if any(source.glob("*.parquet")):
+        check_parquet_source(source)
         ds = ray.data.read_parquet(str(source), columns=["id", "image"])
     else:
         from genlab.multimodal.models import create_clip

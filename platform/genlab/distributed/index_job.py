@@ -74,6 +74,11 @@ def run_index_job(args: IndexArgs) -> EmbeddingIndex:
         t0 = time.perf_counter()
         if args.ray:
             from genlab.distributed.embed import embed_with_ray
+            from genlab.distributed.env import init_ray, quiet_console
+
+            init_ray()
+            out.mkdir(parents=True, exist_ok=True)
+            quiet_console.attach(out)  # Ray's own chatter goes to <out>/ray_console.log
 
             ids, emb = embed_with_ray(src, model_name, weights or None, args.batch_size, actors=args.actors)
         else:

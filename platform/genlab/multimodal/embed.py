@@ -65,7 +65,17 @@ class Embedder:
         return {"id": np.asarray(batch["id"]), "embedding": emb.numpy()}
 
 
+def check_parquet_source(directory: str | Path) -> None:
+    """A parquet source needs `id` and raw `image` columns (caption sets have them; MNIST shards have no id)."""
+    first = sorted(Path(directory).glob("*.parquet"))[0]
+    missing = {"id", "image"} - set(pq.read_schema(first).names)
+    if missing:
+        raise ValueError(f"{directory}: parquet without column(s) {sorted(missing)}; an index source needs `id` and "
+                         "raw `image` bytes (e.g. --source captions:test_combos) or is a folder of image files")
+
+
 def parquet_batches(directory: str | Path, batch_size: int) -> Iterator[dict]:
+    check_parquet_source(directory)
     for path in sorted(Path(directory).glob("*.parquet")):
         for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["id", "image"]):
             yield {"id": rb.column("id").to_numpy(zero_copy_only=False), "image": rb.column("image").to_pylist()}

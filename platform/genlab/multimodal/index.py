@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -99,18 +98,20 @@ class EmbeddingIndex:
 
     # -- disk -----------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
+        """Write (or rewrite) the index files in `directory`; each file is replaced atomically, other files in
+        the directory (labels.csv, logs) stay."""
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        directory.mkdir(parents=True, exist_ok=True)
         emb = self.embeddings.to(torch.float16).numpy()
         table = pa.table({"id": pa.array(self.ids, pa.string()),
                           "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)})
-        pq.write_table(table, tmp / "embeddings.parquet")
-        (tmp / "index.json").write_text(json.dumps({"model": self.model, "pretrained": self.pretrained,
-                                                    "dim": self.dim, "count": len(self)}, indent=1))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
+        meta = json.dumps({"model": self.model, "pretrained": self.pretrained, "dim": self.dim, "count": len(self)},
+                          indent=1)
+        with tempfile.TemporaryDirectory(prefix=".index-", dir=directory) as tmp:
+            pq.write_table(table, Path(tmp) / "embeddings.parquet")
+            (Path(tmp) / "index.json").write_text(meta)
+            os.replace(Path(tmp) / "embeddings.parquet", directory / "embeddings.parquet")
+            os.replace(Path(tmp) / "index.json", directory / "index.json")  # last: it marks a complete index
         return directory
 
     @classmethod
