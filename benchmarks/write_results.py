@@ -264,6 +264,13 @@ def clip_rows() -> list[str]:
                                 ("test/test_templates_attribute_exact_top1",
                                  "attribute-exact text->image top-1, held-out templates", 0.90)):
             rows.append(f"| {label} | >= {bar} | {m[key]:.4f} | {verdict(m[key] >= bar)} | {cmd} |")
+        v1 = load("clip_train_v1")
+        if v1:
+            key = "test/test_templates_attribute_exact_top1"
+            rows.append(f"| the same, caption data v1 (two-object captions always named the left object first) | "
+                        f">= 0.9 | {v1['metrics'][key]:.4f} (two objects "
+                        f"{v1['metrics'][key + '_two_objects']:.4f}) | {verdict(v1['metrics'][key] >= 0.9)} | "
+                        f"`{v1['command']}` |")
         for key, label in (("test/linear_probe_mnist", "linear probe, MNIST (10k train embeddings)"),
                            ("test/linear_probe_fashion_mnist", "linear probe, Fashion-MNIST"),
                            ("test/test_combos_attribute_exact_top1_one_object", "attribute-exact, held-out combos, one object"),

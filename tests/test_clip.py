@@ -62,6 +62,7 @@ def test_held_out_combinations_and_templates_never_reach_training(rows):
     assert all(combo(o) in C.HELDOUT_COMBOS for r in rows["test_combos"] for o in r["attrs"]["objects"])
     assert all(r["attrs"]["template"] in C.HELDOUT_TEMPLATES for r in rows["test_templates"])
     assert not any(r["attrs"]["template"] in C.HELDOUT_TEMPLATES for r in rows["train"] + rows["test_combos"])
+    assert not any("right of" in r["caption"] for r in rows["train"])  # the held-out relation phrase
 
 
 def test_caption_shards_round_trip_as_rgb_images_and_tokens(tmp_path, rows):

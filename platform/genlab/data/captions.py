@@ -115,17 +115,31 @@ def _t2_sides(a, b, r):
             f"{b['colour']} {b['cls']} on the right", ("class", "colour", "side"))
 
 
+def _t2_left_of(a, b, r):
+    return (f"{_article(a['colour'])} {a['colour']} {a['cls']} to the left of {_article(b['colour'])} "
+            f"{b['colour']} {b['cls']}", ("class", "colour", "side"))
+
+
+def _t2_sides_reversed(a, b, r):
+    return (f"{_article(b['colour'])} {b['colour']} {b['cls']} on the right and {_article(a['colour'])} "
+            f"{a['colour']} {a['cls']} on the left", ("class", "colour", "side"))
+
+
 def _h2_right_of(a, b, r):
     return (f"{_article(b['colour'])} {b['colour']} {b['cls']} to the right of {_article(a['colour'])} "
             f"{a['colour']} {a['cls']}", ("class", "colour", "side"))
 
 
 TEMPLATES_1 = [_t_pos, _t_size, _t_written, _t_picture, _t_bare, _t_showing]
-TEMPLATES_2 = [_t2_next, _t2_sides]
+# v1 had only the first two: every two-object caption named the left object first, and the model learned
+# "first named = left", failing the held-out "B to the right of A" (benchmarks/NOTES.md). v2 names sides in
+# both orders and says "to the left of", so the held-out relation phrase is new but its meaning is learnable.
+TEMPLATES_2 = [_t2_next, _t2_sides, _t2_left_of, _t2_sides_reversed]
 HELDOUT_TEMPLATES_1 = [_h_there_is, _h_parens]
 HELDOUT_TEMPLATES_2 = [_h2_right_of]
 HELDOUT_TEMPLATES = [t.__name__ for t in HELDOUT_TEMPLATES_1 + HELDOUT_TEMPLATES_2]
 SPLITS = ("train", "test_combos", "test_templates")
+DATA_VERSION = 2  # bump when what make_rows draws changes: shards of another version are never reused
 
 
 @dataclass(frozen=True)
@@ -142,6 +156,11 @@ CAPTION_SETS = {"captions": CaptionSet(train=100_000, test=5_000), "captions_sma
 
 def is_caption_set(name: str) -> bool:
     return name in CAPTION_SETS
+
+
+def shard_name(name: str) -> str:
+    """The directory name of a caption set's shards: its name and the generator's version."""
+    return f"{name}-v{DATA_VERSION}"
 
 
 def _sources(split: str, root) -> tuple[torch.Tensor, torch.Tensor]:

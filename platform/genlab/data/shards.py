@@ -46,9 +46,9 @@ def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows
 
 def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path:
     """Shard directory for (name, split), written on first use."""
-    out = shard_dir(name, split, root)
     if captions.is_caption_set(name):
-        return captions.ensure_caption_shards(name, split, out, root)
+        return captions.ensure_caption_shards(name, split, shard_dir(captions.shard_name(name), split, root), root)
+    out = shard_dir(name, split, root)
     if not any(out.glob("*.parquet")):
         images, labels = load_dataset(name, split, root)
         write_shards(images, labels, out)
