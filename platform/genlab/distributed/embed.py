@@ -28,10 +28,9 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
         check_parquet_source(source)
         ds = ray.data.read_parquet(str(source), columns=["id", "image"])
     else:
-        from genlab.multimodal.models import create_clip
+        from genlab.multimodal.models import tower_image_size
 
-        size = create_clip(model, pretrained)[0].visual.image_size
-        size = size[0] if isinstance(size, (tuple, list)) else size
+        size = tower_image_size(model)  # from the config: the driver builds no model
         if not list_images(source):
             raise FileNotFoundError(f"{source}: no images (png, jpg, jpeg, webp, bmp) in it")
         ds = ray.data.read_images(str(source), include_paths=True, size=(size, size), mode="RGB")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from genlab.multimodal.index import EmbeddingIndex
-from genlab.multimodal.models import create_clip, encode_texts, resolve_weights
+from genlab.multimodal.models import create_clip, encode_texts, resolve_weights, tower_image_size
 
 
 @dataclass
@@ -104,8 +104,7 @@ def run_index_job(args: IndexArgs) -> EmbeddingIndex:
         from genlab.multimodal.embed import load_image_file
         from genlab.multimodal.models import encode_images
 
-        size = model.visual.image_size
-        size = size[0] if isinstance(size, (tuple, list)) else size
+        size = tower_image_size(model_name)
         for path in args.query_image:
             image = torch.from_numpy(load_image_file(path, size)).permute(2, 0, 1)[None]
             scores, ids = index.search(encode_images(model, image), args.k)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from genlab.multimodal.models import create_clip, encode_images
+from genlab.multimodal.models import create_clip, encode_images, tower_image_size
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -103,8 +103,7 @@ def embed_in_process(source: str | Path, model: str, pretrained: str | None = No
     t0 = time.perf_counter()
     embedder = Embedder(model, pretrained)
     source = Path(source)
-    size = embedder.model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
+    size = tower_image_size(model)
     batches = (parquet_batches(source, batch_size) if any(source.glob("*.parquet"))
                else folder_batches(source, batch_size, size))
     ids, embs = [], []

@@ -39,7 +39,11 @@ class EmbeddingIndex:
                              f"(dimension {self.dim}, model {self.model!r})")
         if len(ids) != len(embeddings):
             raise ValueError(f"{len(ids)} ids for {len(embeddings)} embeddings")
-        keep = [i for i, x in enumerate(ids) if x not in self._id_set and not self._id_set.add(x)]
+        keep = []
+        for i, x in enumerate(ids):  # new ids only, the first of any repeated within `ids`
+            if x not in self._id_set:
+                self._id_set.add(x)
+                keep.append(i)
         if keep:
             new = torch.nn.functional.normalize(embeddings[keep].float(), dim=1)
             self.ids += [ids[i] for i in keep]

@@ -72,6 +72,13 @@ def build_from_config(config: dict) -> torch.nn.Module:
 register_family(FAMILY, build_from_config)
 
 
+def tower_image_size(name: str) -> int:
+    """The side of the square images model `name`'s image tower takes, from its config (no model is built)."""
+    register_configs()
+    size = open_clip.get_model_config(name)["vision_cfg"]["image_size"]
+    return size[0] if isinstance(size, (tuple, list)) else size
+
+
 def prepare_images(images: torch.Tensor, model) -> torch.Tensor:
     """uint8 images (B, H, W) grey or (B, C, H, W) grey/RGB -> the float batch the image tower takes: 3 channels,
     the tower's size (bilinear, antialiased), open_clip's mean/std."""
