@@ -28,11 +28,14 @@ fi
 DEBS=""
 [ -d /usr/share/datasets/fashion-mnist ] || DEBS="$DEBS dataset-fashion-mnist"
 [ -d /usr/share/fonts/truetype/noto ] || DEBS="$DEBS fonts-noto-core"
+# the browser the search page's test drives (playwright uses it through executable_path: no browser download)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || DEBS="$DEBS chromium"
 if [ -n "$DEBS" ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo ">> installing Debian's$DEBS"
   ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq $DEBS >/dev/null) \
-    || echo "!! could not install$DEBS; Fashion-MNIST would need a download, the glyph set the fonts" >&2
+    || echo "!! could not install$DEBS; Fashion-MNIST would need a download, the glyph set the fonts, the page's
+   browser test chromium" >&2
 fi
 
 # Ray stays on loopback, quiet and offline unless the user already chose otherwise (see README).

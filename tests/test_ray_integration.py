@@ -1,15 +1,20 @@
 """Real Ray: a 2-worker TorchTrainer run that checkpoints and resumes, and `ray job submit` to a local head (the
 AE, GAN, DDPM and CLIP jobs' smoke runs, the comparison job over the GAN and DDPM runs, and the index job over the
-CLIP run; jobs/rl.py runs on an embedded Ray in test_jobs.py)."""
+CLIP run, then the search app's Serve config deployed with `serve deploy`; jobs/rl.py runs on an embedded Ray in
+test_jobs.py)."""
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.core.checkpoint import find_latest_checkpoint, load_train_state
@@ -132,6 +137,29 @@ def test_ray_job_submit_to_local_head(tmp_path):
         assert out.returncode == 0 and "added 500 new; index holds 500" in out.stdout, out.stdout[-3000:]
         assert "'a red 7': captions_small:test_combos/" in out.stdout
         assert len((tmp_path / "index" / "labels.csv").read_text().splitlines()) == 501
+        # the search app's committed Serve config, deployed onto this running cluster over that index
+        config = yaml.safe_load((ROOT / "jobs" / "serve_search.yaml").read_text())
+        http = _free_port()
+        config["http_options"]["port"] = http
+        config["applications"][0]["args"] |= {"weights": str(clip_dir), "index_dir": str(tmp_path / "index"),
+                                              "allowed_root": str(tmp_path)}
+        (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
+        serve_cli = [str(Path(sys.executable).parent / "serve")]
+        out = subprocess.run([*serve_cli, "deploy", str(tmp_path / "serve.yaml"), "-a", f"http://127.0.0.1:{dash}"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        deadline, found = time.monotonic() + 240, None
+        while time.monotonic() < deadline and found is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/search?q=a+red+7&k=3", timeout=10) as r:
+                    found = json.loads(r.read())
+            except OSError:
+                time.sleep(2)
+        assert found is not None, subprocess.run([*serve_cli, "status", "-a", f"http://127.0.0.1:{dash}"],
+                                                 env=env, capture_output=True, text=True).stdout
+        assert [h["id"].split("/")[0] for h in found["results"]] == ["captions_small:test_combos"] * 3
+        subprocess.run([*serve_cli, "shutdown", "-y", "-a", f"http://127.0.0.1:{dash}"], env=env,
+                       capture_output=True, timeout=120)
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(temp_dir, ignore_errors=True)

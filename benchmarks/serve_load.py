@@ -1,0 +1,165 @@
+"""Load on the Serve search app (chapter 5.7): latency percentiles, throughput and errors of text search over
+HTTP, the query's embedding included; loopback only, bounded in requests and seconds.
+
+    # start the app (embedded Ray) over a 100k index, measure batched and unbatched encoders one after the other:
+    python benchmarks/serve_load.py --weights runs/clip-rn__0__<time> --index-dir runs/index100k
+    # or load an app that is already up:
+    python benchmarks/serve_load.py --url http://127.0.0.1:8000 --clients 16 --seconds 60
+
+-> benchmarks/results/serve_load.json (with --weights) and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aiohttp
+
+HERE = Path(__file__).parent
+COLOURS = ["red", "green", "blue", "yellow", "magenta", "cyan", "orange", "white"]
+THINGS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "t-shirt", "trouser",
+          "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+
+
+def queries(n: int, seed: int = 0) -> list[str]:
+    """Varied queries (no two in a row alike, so no cache anywhere can answer)."""
+    rng = random.Random(seed)
+    return [f"a {rng.choice(['small ', 'large ', ''])}{rng.choice(COLOURS)} {rng.choice(THINGS)}" for _ in range(n)]
+
+
+def check_loopback(url: str) -> None:
+    if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"{url}: this load generator only targets loopback (127.0.0.1)")
+
+
+async def load(url: str, clients: int, seconds: float, max_requests: int, k: int = 10) -> dict:
+    """`clients` closed-loop clients send text searches until `seconds` pass or `max_requests` are sent."""
+    check_loopback(url)
+    texts = queries(max_requests)
+    latencies, errors, statuses = [], 0, {}
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal sent, errors
+        while sent < max_requests and time.perf_counter() < deadline:
+            q = texts[sent]
+            sent += 1
+            t0 = time.perf_counter()
+            try:
+                async with session.get(f"{url}/api/search", params={"q": q, "k": k}) as r:
+                    body = await r.read()
+                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                    if r.status != 200 or b'"results"' not in body:
+                        errors += 1
+                        continue
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                errors += 1
+                statuses["connection"] = statuses.get("connection", 0) + 1
+                continue
+            latencies.append(time.perf_counter() - t0)
+
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=clients)) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    ms = sorted(1000 * x for x in latencies)
+    pct = lambda p: ms[min(len(ms) - 1, int(p / 100 * len(ms)))] if ms else float("nan")  # noqa: E731
+    return {"clients": clients, "requests": sent, "ok": len(ms), "errors": errors, "statuses": statuses,
+            "seconds": round(wall, 2), "throughput_rps": round(len(ms) / wall, 1),
+            "p50_ms": round(pct(50), 2), "p95_ms": round(pct(95), 2), "p99_ms": round(pct(99), 2),
+            "mean_ms": round(statistics.fmean(ms), 2) if ms else None}
+
+
+def fuzz(url: str, max_examples: int, workdir: Path, seed: int = 0, timeout_s: float = 600) -> dict:
+    """schemathesis over the app's OpenAPI schema (every operation, `max_examples` cases each, loopback only):
+    how many requests went out and which statuses came back, from its HAR record."""
+    import os
+    import subprocess
+    import sys
+
+    check_loopback(url)
+    har = Path(workdir) / "fuzz.har"
+    cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{url}/openapi.json", "--checks",
+           "not_a_server_error", "-n", str(max_examples), "--seed", str(seed), "--no-shrink",
+           "--generation-database", "none", "--report", "har", "--report-har-path", str(har),
+           "--request-timeout", "30", "--max-failures", "1000", "--continue-on-failure"]
+    env = os.environ | {"SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, cwd=workdir, env=env)
+    entries = json.loads(har.read_text())["log"]["entries"] if har.exists() else []
+    statuses: dict[int, int] = {}
+    for e in entries:
+        statuses[e["response"]["status"]] = statuses.get(e["response"]["status"], 0) + 1
+    return {"requests": len(entries), "server_errors": sum(n for s, n in statuses.items() if s >= 500),
+            "statuses": dict(sorted(statuses.items())), "seconds": round(time.perf_counter() - t0, 1),
+            "exit_code": res.returncode, "output_tail": res.stdout[-3000:] + res.stderr[-2000:]}
+
+
+def measure(url: str, args) -> dict:
+    one = asyncio.run(load(url, 1, args.single_seconds, args.single_requests))
+    many = asyncio.run(load(url, args.clients, args.seconds, args.max_requests))
+    return {"one_client": one, f"{args.clients}_clients": many}
+
+
+def start_app(args, batching: bool) -> str:
+    from ray import serve
+
+    from genlab.serve.search_app import build_app
+
+    serve.run(build_app({"weights": args.weights, "index_dir": args.index_dir, "allowed_root": "runs",
+                         "batching": batching}), name="search", route_prefix="/")
+    return "http://127.0.0.1:8000"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--url", default="", help="load an app already up here (loopback only)")
+    p.add_argument("--weights", default="", help="start the app (embedded Ray) with these CLIP weights")
+    p.add_argument("--index-dir", default="runs/index100k", help="the index the started app serves")
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--max-requests", type=int, default=30_000)
+    p.add_argument("--single-seconds", type=float, default=20, help="the one-client latency run")
+    p.add_argument("--single-requests", type=int, default=500)
+    p.add_argument("--warmup", type=int, default=50, help="requests sent (and not counted) before measuring")
+    args = p.parse_args()
+    if args.url:
+        asyncio.run(load(args.url, 1, 30, args.warmup))
+        print(json.dumps(measure(args.url, args), indent=1))
+        return
+    if not args.weights:
+        p.error("give --url of a running app, or --weights to start one")
+    from genlab.distributed.env import init_ray
+    from genlab.serve.search_app import configure_serve_env
+
+    configure_serve_env()
+    init_ray()
+    from ray import serve
+
+    serve.start(http_options={"host": "127.0.0.1", "port": 8000})
+    out = {}
+    for batching in (True, False):
+        url = start_app(args, batching)
+        asyncio.run(load(url, 4, 30, args.warmup))
+        out["batched" if batching else "unbatched"] = measure(url, args)
+        print(json.dumps(out, indent=1), flush=True)
+    serve.shutdown()
+    out |= {"index_dir": args.index_dir, "index_size": json.loads((Path(args.index_dir) / "index.json").read_text())
+            ["count"], "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores (shared by "
+            "the app, Ray and this load generator)"}
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "serve_load.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""What the search server does with bytes and paths, without Ray: uploads checked and decoded, folders checked
+against the allowed root, indexed images found again for thumbnails.
+
+Every refusal is a `RequestError` carrying the HTTP status it should become (the ingress turns it into a 4xx), so
+bad input never reaches a model and never becomes a 500.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
+
+from genlab.multimodal.embed import IMAGE_SUFFIXES
+
+MAX_UPLOAD_BYTES = 8 * 2**20
+MAX_PIXELS = 40_000_000  # a PNG of a few KB can claim gigapixels; PIL refuses past this instead of allocating
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def decode_upload(data: bytes, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
+    """Uploaded image bytes -> uint8 RGB (size, size, 3), resized as the image towers take files."""
+    if len(data) > max_bytes:
+        raise RequestError(413, f"upload of {len(data)} bytes is over the {max_bytes}-byte limit")
+    if not data:
+        raise RequestError(400, "the uploaded file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            with Image.open(io.BytesIO(data)) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise RequestError(413, f"a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
+                im.load()  # decode now: a truncated file fails here, not later in a model
+                rgb = im.convert("RGB").resize((size, size), Image.BICUBIC)
+    except UnidentifiedImageError:
+        raise RequestError(415, "the upload is not an image PIL can read (PNG, JPEG, WebP, BMP, GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise RequestError(413, f"image too large: {err}") from None
+    except RequestError:
+        raise
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's truncated / corrupt stream errors
+        raise RequestError(400, f"the image is corrupt or truncated ({err})") from None
+    return np.asarray(rgb)
+
+
+def resolve_folder(root: Path, folder: str) -> Path:
+    """`folder`, relative to the allowed `root`, as a real directory inside it; refuses anything that leaves
+    the root (`..`, absolute paths, symlinks pointing out)."""
+    if not folder or "\x00" in folder or len(folder) > 1024:
+        raise RequestError(400, "give a folder as a path relative to the allowed root, e.g. 'photos/2024'")
+    if Path(folder).is_absolute() or folder.startswith("~"):
+        raise RequestError(403, "absolute paths are not allowed: give the folder relative to the allowed root")
+    root = root.resolve()
+    try:
+        real = (root / folder).resolve()
+    except (OSError, RuntimeError) as err:  # name too long, symlink loop
+        raise RequestError(400, f"unusable folder path ({err})") from None
+    if not real.is_relative_to(root):
+        raise RequestError(403, f"{folder!r} leads outside the allowed root")
+    if not real.is_dir():
+        raise RequestError(404, f"no folder {folder!r} under the allowed root")
+    return real
+
+
+def images_under(root: Path, folder: Path, limit: int) -> list[Path]:
+    """Image files of `folder` (recursively) whose real path stays under `root` (a symlinked file that points
+    elsewhere is skipped), sorted; more than `limit` is refused."""
+    root = root.resolve()
+    found = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve().is_relative_to(root):
+            found.append(p)
+            if len(found) > limit:
+                raise RequestError(413, f"{folder.name!r} holds more than {limit} images: index it with "
+                                        "jobs/index.py --source <folder> --out <this index>")
+    return found
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def file_thumbnail(path: Path, side: int = 128) -> bytes:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((side, side))
+        return png_bytes(np.asarray(im))
+
+
+class CaptionImages:
+    """Rows of a caption split by id (an id is the row's position in the split), read one shard at a time
+    with the last few shards cached."""
+
+    def __init__(self, directory: Path):
+        self.files = sorted(Path(directory).glob("*.parquet"))
+        self.starts = np.cumsum([0] + [pq.read_metadata(f).num_rows for f in self.files]).tolist()
+
+    @functools.lru_cache(maxsize=4)
+    def _column(self, i: int) -> list[bytes]:
+        return pq.read_table(self.files[i], columns=["image"]).column("image").to_pylist()
+
+    def rgb(self, row_id: str) -> np.ndarray:
+        row = int(row_id)
+        if not 0 <= row < self.starts[-1]:
+            raise KeyError(row_id)
+        i = bisect.bisect_right(self.starts, row) - 1
+        raw = self._column(i)[row - self.starts[i]]
+        return np.frombuffer(raw, np.uint8).reshape(3, 32, 32).transpose(1, 2, 0)
+
+
+def thumbnail(item_id: str, caption_sources: dict) -> bytes:
+    """PNG of an indexed image: 'captions:<split>/<row>' from its shards, else the file at the absolute path the
+    id is. Callers pass only ids that are in the index."""
+    tag, _, row = item_id.rpartition("/")
+    if tag.startswith("captions") and ":" in tag:
+        if tag not in caption_sources:
+            from genlab.distributed.index_job import resolve_source
+
+            caption_sources[tag] = CaptionImages(resolve_source(tag))
+        return png_bytes(caption_sources[tag].rgb(row))
+    path = Path(item_id)
+    if not path.is_file():
+        raise FileNotFoundError(item_id)
+    return file_thumbnail(path)

@@ -1,0 +1,397 @@
+"""Text-to-image search on Ray Serve: a text encoder and an image encoder (each batching with `@serve.batch`),
+the index (one replica, loaded from disk, reloaded when `user_config` changes), and a FastAPI ingress that
+serves the API, the thumbnails and the web page.
+
+    request -> SearchApi (FastAPI) -> TextEncoder / ImageEncoder -> IndexStore -> ids, scores, thumbnail URLs
+
+Writes (indexing a folder) go to the one IndexStore replica, which saves the index before it answers: a replica
+that dies is replaced by one that loads everything acknowledged so far.
+
+Built by `build_app(args)`: from Python (`jobs/serve_search.py`) or from a Serve config file
+(`import_path: genlab.serve.search_app:build_app`, see `jobs/serve_search.yaml`).
+"""
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
+from ray.serve.handle import DeploymentHandle
+
+from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, resolve_folder, \
+    thumbnail
+
+log = logging.getLogger("ray.serve")
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
+REPO = Path(__file__).resolve().parents[3]  # platform/genlab/serve -> the checkout (relative paths start here)
+MAX_K = 100
+MAX_QUERY_CHARS = 1000
+MAX_LABELS = 64
+FOLDER_BATCH = 256
+
+
+# Ray Serve's throughput-optimised mode (read by Serve's processes when they start).
+FAST_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+                    "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1", "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+                    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0", "RAY_SERVE_LOG_TO_STDERR": "0"}
+
+
+def configure_serve_env(fast_ingress: bool = False) -> None:
+    """Call before Ray starts. `fast_ingress`: HAProxy instead of Serve's Python proxy (see ServeArgs)."""
+    if fast_ingress:
+        for key, value in FAST_INGRESS_ENV.items():
+            os.environ.setdefault(key, value)
+
+
+def repo_path(path: str | Path) -> Path:
+    """Relative paths in a deploy config mean the checkout, wherever Serve starts the replica."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO / path
+
+
+def _load_clip(model: str, weights: str):
+    import torch
+
+    from genlab.multimodal.models import create_clip
+
+    torch.set_num_threads(1)  # several replicas share the cores; one thread each avoids oversubscription
+    return create_clip(model, weights or None)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class TextEncoder:
+    def __init__(self, model: str, weights: str, batching: bool = True):
+        self.model, _, self.tokenizer = _load_clip(model, weights)
+        self.batching = batching
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        from genlab.multimodal.models import encode_texts
+
+        return encode_texts(self.model, self.tokenizer, texts).numpy()
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _batched(self, texts: list[str]) -> list[np.ndarray]:
+        return list(self._encode(texts))
+
+    async def encode(self, text: str) -> np.ndarray:
+        return await self._batched(text) if self.batching else self._encode([text])[0]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
+class ImageEncoder:
+    def __init__(self, model: str, weights: str, batching: bool = True):
+        self.model, _, _ = _load_clip(model, weights)
+        self.batching = batching
+
+    def _encode(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        from genlab.multimodal.models import encode_images
+
+        return encode_images(self.model, torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)).numpy()
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _batched(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return list(self._encode(np.stack(images)))
+
+    async def encode(self, image: np.ndarray) -> np.ndarray:
+        """One uint8 (H, W, 3) image."""
+        return await self._batched(image) if self.batching else self._encode(image[None])[0]
+
+    async def encode_many(self, images: np.ndarray) -> np.ndarray:
+        """A stack (B, H, W, 3), e.g. a folder being indexed: already a batch."""
+        return self._encode(images)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+class IndexStore:
+    """The one copy of the index, loaded from `user_config["index_dir"]`. Async methods run one at a time on the
+    replica's event loop, so a search never sees an index half-way through an add."""
+
+    def __init__(self, model: str, weights: str):
+        self.model, self.weights = model, weights
+        self.caption_sources: dict = {}
+        self.dir, self.index = None, None  # set by reconfigure, which Serve calls right after __init__
+
+    def reconfigure(self, user_config: dict) -> None:
+        """`user_config: {index_dir: ...}` (re)loads that index; changing it reloads in place, no restart."""
+        import open_clip
+
+        from genlab.multimodal.index import EmbeddingIndex
+        from genlab.multimodal.models import register_configs
+
+        if not user_config.get("index_dir"):
+            raise ValueError("IndexStore needs user_config {index_dir: <directory>}")
+        directory = repo_path(user_config["index_dir"])
+        if (directory / "index.json").exists():
+            index = EmbeddingIndex.load(directory)
+            if index.model != self.model:
+                raise ValueError(f"{directory} was built with {index.model!r} but this app serves {self.model!r}: "
+                                 "deploy with the index's model (and its weights) or another index_dir")
+        else:
+            register_configs()
+            index = EmbeddingIndex(open_clip.get_model_config(self.model)["embed_dim"], self.model, self.weights)
+        self.dir, self.index = directory, index
+        log.info("index %s: %d images", directory, len(index))
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _search(self, requests: list[tuple[np.ndarray, int]]) -> list[tuple[list[str], list[float]]]:
+        import torch
+
+        queries = torch.from_numpy(np.stack([q for q, _ in requests]))
+        scores, ids = self.index.search(queries, max(k for _, k in requests))
+        return [(row_ids[:k], row_scores[:k]) for (_, k), row_ids, row_scores in
+                zip(requests, ids, scores.tolist())]
+
+    async def search(self, query: np.ndarray, k: int) -> tuple[list[str], list[float]]:
+        return await self._search((query, k))
+
+    async def add(self, ids: list[str], embeddings: np.ndarray) -> dict:
+        import torch
+
+        added = self.index.add(ids, torch.from_numpy(embeddings))
+        if added:
+            self.index.save(self.dir)  # before answering: an acknowledged add survives a restart
+        return {"added": added, "count": len(self.index)}
+
+    async def contains(self, item_id: str) -> bool:
+        return item_id in self.index._id_set
+
+    async def thumbnail(self, item_id: str) -> bytes | None:
+        if item_id not in self.index._id_set:
+            return None
+        try:
+            return thumbnail(item_id, self.caption_sources)
+        except (OSError, KeyError, ValueError):
+            return None  # the file went away since it was indexed
+
+    async def stats(self) -> dict:
+        return {"count": len(self.index), "dim": self.index.dim, "model": self.index.model,
+                "weights": Path(self.weights).name if self.weights else "", "index_dir": str(self.dir)}
+
+
+class IndexFolderRequest(BaseModel):
+    folder: str = Field(description="folder relative to the allowed root, e.g. 'photos/2024'")
+
+
+class SearchHit(BaseModel):
+    id: str
+    score: float
+    thumbnail: str
+
+
+class SearchResponse(BaseModel):
+    query: str
+    k: int
+    took_ms: float
+    results: list[SearchHit]
+
+
+class LabelScore(BaseModel):
+    label: str
+    probability: float
+    score: float
+
+
+class ZeroShotResponse(BaseModel):
+    labels: list[LabelScore]
+
+
+class IndexResponse(BaseModel):
+    folder: str
+    images: int
+    added: int
+    count: int
+    took_s: float
+
+
+class StatsResponse(BaseModel):
+    count: int
+    dim: int
+    model: str
+    weights: str
+    index_dir: str
+    allowed_root: str
+
+
+api = FastAPI(title="genlab search", description="Text-to-image search over a CLIP embedding index (chapter 5.7).",
+              version="1")
+
+
+@api.exception_handler(RayActorError)
+@api.exception_handler(ActorUnavailableError)
+@api.exception_handler(DeploymentUnavailableError)
+@api.exception_handler(ReplicaUnavailableError)
+@api.exception_handler(BackPressureError)
+async def unavailable(request: Request, err: Exception) -> JSONResponse:
+    """A replica that died or restarts mid-request (Serve replaces it): 503 and a hint, not a 500."""
+    log.warning("%s %s: %s", request.method, request.url.path, type(err).__name__)
+    return JSONResponse({"detail": f"a part of the app is restarting ({type(err).__name__}); retry in a few "
+                                   "seconds"}, status_code=503, headers={"Retry-After": "2"})
+
+
+Kind = Annotated[int, Query(ge=1, le=MAX_K, description=f"results to return (1..{MAX_K})")]
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=128)
+@serve.ingress(api)
+class SearchApi:
+    def __init__(self, text: DeploymentHandle, image: DeploymentHandle, index: DeploymentHandle, model: str,
+                 allowed_root: str, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_folder_images: int = 20_000):
+        from genlab.multimodal.models import tower_image_size
+
+        self.text, self.image, self.index = text, image, index
+        self.image_size = tower_image_size(model)
+        self.root = repo_path(allowed_root).resolve()
+        self.max_upload_bytes, self.max_folder_images = max_upload_bytes, max_folder_images
+
+    # -- page -----------------------------------------------------------------------------------------------
+    @api.get("/", include_in_schema=False)
+    def page(self):
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @api.get("/static/{name}", include_in_schema=False)
+    def static(self, name: str):
+        if name not in STATIC_FILES:  # a fixed set: nothing else on disk is reachable
+            raise HTTPException(404, f"no static file {name!r}")
+        return FileResponse(STATIC / name, media_type=STATIC_FILES[name])
+
+    # -- API ------------------------------------------------------------------------------------------------
+    @api.get("/api/health")
+    async def health(self) -> dict:
+        stats = await self.index.stats.remote()
+        return {"status": "ok", "count": stats["count"]}
+
+    @api.get("/api/stats", response_model=StatsResponse)
+    async def stats(self) -> dict:
+        return await self.index.stats.remote() | {"allowed_root": str(self.root)}
+
+    @api.get("/api/search", response_model=SearchResponse)
+    async def search(self, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="the text to find")],
+                     k: Kind = 10) -> dict:
+        t0 = time.perf_counter()
+        if not q.strip():
+            raise HTTPException(422, "the query is empty: type what the image should show, e.g. 'a red seven'")
+        vec = await self.text.encode.remote(q.strip())
+        return await self._results(q, vec, k, t0)
+
+    @api.post("/api/search/image", response_model=SearchResponse)
+    async def search_image(self, request: Request, file: Annotated[UploadFile, File(description="an image")],
+                           k: Kind = 10) -> dict:
+        t0 = time.perf_counter()
+        rgb = await self._upload(request, file)
+        vec = await self.image.encode.remote(rgb)
+        return await self._results(file.filename or "upload", vec, k, t0)
+
+    @api.post("/api/zero-shot", response_model=ZeroShotResponse)
+    async def zero_shot(self, request: Request, file: Annotated[UploadFile, File(description="an image")],
+                        labels: Annotated[str, Form(description="candidate labels, comma-separated")]) -> dict:
+        names = list(dict.fromkeys(s.strip() for s in labels.split(",") if s.strip()))
+        if not 2 <= len(names) <= MAX_LABELS or max(map(len, names)) > 200:
+            raise HTTPException(422, f"give 2 to {MAX_LABELS} comma-separated labels of at most 200 characters")
+        rgb = await self._upload(request, file)
+        img, *texts = await asyncio.gather(self.image.encode.remote(rgb),
+                                          *(self.text.encode.remote(f"a {n}.") for n in names))
+        sims = np.stack(texts) @ img
+        probs = np.exp(100 * (sims - sims.max()))  # CLIP's softmax at its maximum temperature
+        probs /= probs.sum()
+        order = np.argsort(-sims)
+        return {"labels": [{"label": names[i], "probability": float(probs[i]), "score": float(sims[i])}
+                           for i in order]}
+
+    @api.post("/api/index", response_model=IndexResponse)
+    async def index_folder(self, body: IndexFolderRequest) -> dict:
+        t0 = time.perf_counter()
+        try:
+            folder = resolve_folder(self.root, body.folder)
+            paths = images_under(self.root, folder, self.max_folder_images)
+        except RequestError as err:
+            raise HTTPException(err.status, err.message) from None
+        if not paths:
+            raise HTTPException(400, f"no images (png, jpg, jpeg, webp, bmp) under {body.folder!r}")
+        from genlab.multimodal.embed import load_image_file
+
+        added, count, skipped = 0, None, 0
+        for s in range(0, len(paths), FOLDER_BATCH):
+            chunk, images = [], []
+            for p in paths[s:s + FOLDER_BATCH]:
+                try:
+                    images.append(load_image_file(p, self.image_size))
+                    chunk.append(str(p.resolve()))  # the ids jobs/index.py gives files: absolute paths
+                except OSError:
+                    skipped += 1  # unreadable file: the rest of the folder still gets indexed
+            if images:
+                emb = await self.image.encode_many.remote(np.stack(images))
+                out = await self.index.add.remote(chunk, emb)
+                added, count = added + out["added"], out["count"]
+        if count is None:
+            raise HTTPException(400, f"none of the {len(paths)} image files under {body.folder!r} could be read")
+        return {"folder": body.folder, "images": len(paths) - skipped, "added": added, "count": count,
+                "took_s": round(time.perf_counter() - t0, 3)}
+
+    @api.get("/api/image", responses={200: {"content": {"image/png": {}}}})
+    async def image(self, id: Annotated[str, Query(max_length=4096, description="an indexed image's id")]):
+        png = await self.index.thumbnail.remote(id)
+        if png is None:
+            raise HTTPException(404, "no indexed image with this id")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    # -- helpers --------------------------------------------------------------------------------------------
+    async def _upload(self, request: Request, file: UploadFile) -> np.ndarray:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_upload_bytes + 64 * 1024:
+            raise HTTPException(413, f"upload over the {self.max_upload_bytes}-byte limit")
+        data = await file.read(self.max_upload_bytes + 1)
+        try:
+            return decode_upload(data, self.image_size, self.max_upload_bytes)
+        except RequestError as err:
+            raise HTTPException(err.status, err.message) from None
+
+    async def _results(self, query: str, vec: np.ndarray, k: int, t0: float) -> dict:
+        from urllib.parse import quote
+
+        ids, scores = await self.index.search.remote(vec, k)
+        return {"query": query[:200], "k": k, "took_ms": round(1000 * (time.perf_counter() - t0), 2),
+                "results": [{"id": i, "score": round(s, 4), "thumbnail": f"/api/image?id={quote(i, safe='')}"}
+                            for i, s in zip(ids, scores)]}
+
+
+def newest_clip_run(root: Path = REPO / "runs") -> str:
+    from genlab.core.checkpoint import find_latest_checkpoint
+
+    runs = sorted((p for p in root.glob("clip-*") if p.is_dir() and find_latest_checkpoint(p)),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FileNotFoundError(f"no trained CLIP under {root}: train one with `python jobs/clip.py` (about 35 min here; "
+                         "--smoke-test for a minute) or pass --weights <run dir | checkpoint | open_clip tag>")
+    return str(runs[-1])
+
+
+def build_app(args: dict) -> serve.Application:
+    """The application from deploy-time arguments (a Serve config's `args`, or jobs/serve_search.py):
+    model, weights (a weights file, checkpoint or CLIP run directory; default the newest runs/clip-* run),
+    index_dir, allowed_root, batching, max_upload_bytes, max_folder_images."""
+    from genlab.multimodal.models import resolve_weights
+
+    weights = args.get("weights") or newest_clip_run()
+    if weights and repo_path(weights).exists():  # a path (relative ones mean the checkout), else an open_clip tag
+        weights = str(repo_path(weights))
+    model, weights = resolve_weights(weights, args.get("model", "genlab-clip-rn"))
+    batching = bool(args.get("batching", True))
+    index_dir = args.get("index_dir", "runs/index")
+    return SearchApi.bind(
+        TextEncoder.bind(model, weights, batching),
+        ImageEncoder.bind(model, weights, batching),
+        IndexStore.options(user_config={"index_dir": index_dir}).bind(model, weights),
+        model, args.get("allowed_root", "runs"),
+        int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)))

@@ -1,0 +1,116 @@
+// The search page: talks only to this app's /api endpoints.
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function call(url, options) {
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (err) {
+    throw new Error(`the server did not answer (${err.message}); is it still running?`);
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : body.detail;
+    throw new Error(`${response.status}: ${detail || response.statusText}`);
+  }
+  return body;
+}
+
+async function refreshStats() {
+  try {
+    const s = await call("/api/stats");
+    $("stats").textContent = `${s.count.toLocaleString()} images indexed · ${s.model}`;
+  } catch (err) {
+    $("stats").textContent = "index unavailable";
+  }
+}
+
+function render(result, what) {
+  $("summary").textContent = `${result.results.length} results for ${what} in ${result.took_ms} ms`;
+  const grid = $("grid");
+  grid.replaceChildren(...result.results.map((hit, rank) => {
+    const card = document.createElement("figure");
+    card.className = "hit";
+    card.dataset.id = hit.id;
+    const img = document.createElement("img");
+    img.src = hit.thumbnail;
+    img.alt = `result ${rank + 1}`;
+    img.loading = "lazy";
+    const score = document.createElement("div");
+    score.className = "score";
+    score.textContent = hit.score.toFixed(3);
+    const id = document.createElement("div");
+    id.className = "id";
+    id.textContent = hit.id;
+    card.append(img, score, id);
+    return card;
+  }));
+}
+
+async function searchText(event) {
+  event.preventDefault();
+  const q = $("query").value.trim();
+  if (!q) return showError("Type what the image should show, e.g. 'a red seven'.");
+  showError("");
+  try {
+    const params = new URLSearchParams({ q, k: $("k").value });
+    render(await call(`/api/search?${params}`), `“${q}”`);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function searchImage(file) {
+  if (!file) return;
+  showError("");
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    render(await call(`/api/search/image?k=${$("k").value}`, { method: "POST", body: form }), file.name);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+async function indexFolder(event) {
+  event.preventDefault();
+  const button = event.submitter;
+  button.disabled = true;
+  $("index-result").textContent = "indexing…";
+  showError("");
+  try {
+    const r = await call("/api/index", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ folder: $("folder").value }),
+    });
+    $("index-result").textContent =
+      `${r.images} images in ${r.folder}: ${r.added} new, ${r.count} indexed in all (${r.took_s} s)`;
+    refreshStats();
+  } catch (err) {
+    $("index-result").textContent = "";
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+const drop = $("drop");
+drop.addEventListener("click", () => $("file").click());
+drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") $("file").click(); });
+$("file").addEventListener("change", (e) => searchImage(e.target.files[0]));
+drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  searchImage(e.dataTransfer.files[0]);
+});
+$("search-form").addEventListener("submit", searchText);
+$("index-form").addEventListener("submit", indexFolder);
+refreshStats();

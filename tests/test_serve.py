@@ -1,0 +1,294 @@
+"""Chapter 5.7's search on Ray Serve: bad input refused before any model sees it, the app over a real index
+(text, image and zero-shot search, indexing a folder, persistence, a killed replica, a config reload), the web page
+in a real browser (Debian's chromium driven by playwright), and a bounded fuzz of the OpenAPI schema."""
+
+import io
+import json
+import os
+import shutil
+import struct
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genlab.serve.media import RequestError, decode_upload, images_under, resolve_folder
+from serve_helpers import build_caption_index, free_port, train_tiny_clip
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("GENLAB_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
+
+
+def png(rgb=(200, 30, 30), size=(32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def status_of(fn, *args) -> int:
+    try:
+        fn(*args)
+    except RequestError as err:
+        return err.status
+    return 200
+
+
+# -- without Ray ------------------------------------------------------------------------------------------------
+def test_uploads_are_checked_before_decoding(tmp_path):
+    good = png()
+    assert decode_upload(good, 32).shape == (32, 32, 3)
+    assert status_of(decode_upload, good[:60], 32) == 400  # truncated PNG
+    assert status_of(decode_upload, b"", 32) == 400
+    assert status_of(decode_upload, b"name,value\n1,2\n", 32) == 415  # not an image
+    assert status_of(decode_upload, good, 32, len(good) - 1) == 413  # over the size limit
+    # a 1x1 PNG whose header claims 60,000 x 60,000 pixels: refused, not allocated
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)
+    bomb = good[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + good[33:]
+    assert status_of(decode_upload, bomb, 32) == 413
+
+
+def test_folders_must_stay_under_the_allowed_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "photos" / "a").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(png())
+    (root / "photos" / "a" / "x.png").write_bytes(png())
+    (root / "photos" / "leak.png").symlink_to(outside / "secret.png")
+    (root / "escape").symlink_to(outside)
+    assert resolve_folder(root, "photos") == (root / "photos").resolve()
+    for folder, status in [("../outside", 403), ("photos/../../outside", 403), (str(outside), 403), ("~", 403),
+                           ("escape", 403), ("nope", 404), ("a\x00b", 400), ("", 400), ("x" * 5000, 400)]:
+        assert status_of(resolve_folder, root, folder) == status, folder
+    found = images_under(root, resolve_folder(root, "photos"), limit=10)
+    assert [p.name for p in found] == ["x.png"]  # the symlinked file pointing out is skipped
+    assert status_of(images_under, root, resolve_folder(root, "photos"), 0) == 413
+
+
+# -- the app on Ray Serve ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The job's own start-up (`start_search`, embedded Ray) over 500 indexed caption images."""
+    import ray
+    from ray import serve
+
+    from genlab.serve.run import ServeArgs, start_search
+
+    work = tmp_path_factory.mktemp("serve")
+    weights = train_tiny_clip(work / "clip")
+    _, attrs = build_caption_index(weights, work / "index")
+    root = work / "root"
+    (root / "shapes").mkdir(parents=True)
+    for i, rgb in enumerate([(220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 230, 20)]):
+        (root / "shapes" / f"{i}.png").write_bytes(png(rgb, (48, 40)))
+    ray.init(address="local", num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False)
+    port = free_port()
+    url = start_search(ServeArgs(weights=str(weights), index_dir=str(work / "index"), allowed_root=str(root),
+                                 port=port)).rstrip("/")
+    yield {"url": url, "attrs": attrs, "root": root, "work": work, "weights": weights}
+    serve.shutdown()
+    ray.shutdown()
+
+
+def call(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
+    """(status, body) of one HTTP request; 4xx/5xx are answers here, not exceptions."""
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def search(app, q: str, k: int = 10):
+    status, body = call(f"{app['url']}/api/search?" + urllib.parse.urlencode({"q": q, "k": k}))
+    return status, json.loads(body) if body.startswith(b"{") else body
+
+
+def multipart(fields: dict) -> tuple[bytes, dict]:
+    boundary = "genlab-test-boundary"
+    parts = []
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, content = value
+            head = f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\n' \
+                   "Content-Type: application/octet-stream\r\n\r\n"
+        else:
+            head, content = f'Content-Disposition: form-data; name="{name}"\r\n\r\n', value.encode()
+        parts.append(f"--{boundary}\r\n".encode() + head.encode() + content + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def post_json(app, path: str, payload: dict):
+    status, body = call(app["url"] + path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    return status, json.loads(body)
+
+
+def colours(app, item_id: str) -> set[str]:
+    return {o["colour"] for o in app["attrs"][item_id]["objects"]}
+
+
+@pytest.mark.ray
+def test_text_search_returns_ranked_hits_with_thumbnails(app):
+    status, out = search(app, "a red seven", k=5)
+    assert status == 200 and len(out["results"]) == 5
+    scores = [h["score"] for h in out["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert "red" in colours(app, out["results"][0]["id"])  # the tiny model knows colours
+    status, thumb = call(app["url"] + out["results"][0]["thumbnail"])
+    assert status == 200 and Image.open(io.BytesIO(thumb)).size == (32, 32)
+
+
+@pytest.mark.ray
+def test_image_search_and_zero_shot(app):
+    status, out = search(app, "a blue bag", k=1)
+    hit = out["results"][0]
+    _, thumb = call(app["url"] + hit["thumbnail"])
+    body, headers = multipart({"file": ("query.png", thumb)})
+    status, body_out = call(f"{app['url']}/api/search/image?k=3", body, headers)
+    found = json.loads(body_out)["results"]
+    assert status == 200 and found[0]["id"] == hit["id"] and found[0]["score"] > 0.99  # itself, first
+    body, headers = multipart({"file": ("query.png", thumb), "labels": "red digit, green digit, blue digit"})
+    status, body_out = call(f"{app['url']}/api/zero-shot", body, headers)
+    labels = json.loads(body_out)["labels"]
+    assert status == 200 and abs(sum(x["probability"] for x in labels) - 1) < 1e-4
+    assert labels[0]["label"].split()[0] in colours(app, hit["id"])
+
+
+@pytest.mark.ray
+def test_bad_input_gets_its_4xx_and_the_server_stays_up(app):
+    u = app["url"]
+    good = png()
+    huge = os.urandom(8 * 2**20 + 10)
+    cases = {
+        "empty query": (search(app, "   ")[0], 422),
+        "10,000-character query": (search(app, "seven " * 1667)[0], 422),
+        "k=0": (search(app, "a red seven", 0)[0], 422),
+        "k=101": (search(app, "a red seven", 101)[0], 422),
+        "k not a number": (call(f"{u}/api/search?q=a&k=ten")[0], 422),
+        "oversize upload": (call(f"{u}/api/search/image", *multipart({"file": ("big.png", huge)}))[0], 413),
+        "not an image": (call(f"{u}/api/search/image", *multipart({"file": ("x.png", b"%PDF-1.4 nope")}))[0], 415),
+        "truncated PNG": (call(f"{u}/api/search/image", *multipart({"file": ("t.png", good[:60])}))[0], 400),
+        "one label": (call(f"{u}/api/zero-shot", *multipart({"file": ("a.png", good), "labels": "cat"}))[0], 422),
+        "folder ../": (post_json(app, "/api/index", {"folder": "../"})[0], 403),
+        "absolute folder": (post_json(app, "/api/index", {"folder": "/etc"})[0], 403),
+        "missing folder": (post_json(app, "/api/index", {"folder": "nope"})[0], 404),
+        "unindexed image id": (call(f"{u}/api/image?id=%2Fetc%2Fpasswd")[0], 404),
+        "static outside the page": (call(f"{u}/static/..%2Fsearch_app.py")[0], 404),
+    }
+    (app["root"] / "escape").symlink_to(app["work"] / "clip")
+    cases["symlink out of the root"] = (post_json(app, "/api/index", {"folder": "escape"})[0], 403)
+    wrong = {name: got for name, (got, want) in cases.items() if got != want}
+    assert not wrong, wrong
+    assert call(f"{u}/api/health")[0] == 200
+
+
+@pytest.mark.ray
+def test_index_a_folder_survives_restart_and_a_killed_replica(app):
+    import ray
+    from ray import serve
+
+    from genlab.serve.run import ServeArgs, start_search
+
+    status, out = post_json(app, "/api/index", {"folder": "shapes"})
+    assert status == 200 and out["images"] == 4 and out["added"] == 4 and out["count"] == 504
+    assert post_json(app, "/api/index", {"folder": "shapes"})[1]["added"] == 0  # only new images are added
+    green = app["root"] / "shapes" / "1.png"
+    found = json.loads(call(f"{app['url']}/api/search/image?k=1", *multipart({"file": ("g.png", green.read_bytes())}))[1])
+    assert found["results"][0]["id"] == str(green.resolve())  # indexed files are found by their absolute path
+    assert call(app["url"] + found["results"][0]["thumbnail"])[0] == 200
+
+    # a replica killed under load: Serve replaces it, the new one loads every acknowledged entry
+    errors, stop = [], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            errors.append(search(app, "a red seven", 3)[0])
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    replica = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "IndexStore" in a["name"])
+    ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and json.loads(call(f"{app['url']}/api/stats")[1]).get("count") != 504:
+        time.sleep(0.5)
+    time.sleep(1)
+    stop.set()
+    t.join()
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
+    assert errors.count(200) > 0 and set(errors) <= {200, 503}, sorted(set(errors))  # a retry hint, never a 500
+
+    # the whole app shut down and started again: the index comes back from disk
+    serve.delete("search")
+    start_search(ServeArgs(weights=str(app["weights"]), index_dir=str(app["work"] / "index"),
+                           allowed_root=str(app["root"]), port=int(app["url"].rsplit(":", 1)[1])))
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
+
+    # a user_config change reloads the index in place: point it at another index directory and back
+    from genlab.serve.search_app import build_app
+
+    other = app["work"] / "other-index"
+    build_caption_index(app["weights"], other, split="test_templates")
+    args = {"weights": str(app["weights"]), "index_dir": str(other), "allowed_root": str(app["root"])}
+    serve.run(build_app(args), name="search", route_prefix="/")
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 500
+    serve.run(build_app(args | {"index_dir": str(app["work"] / "index")}), name="search", route_prefix="/")
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
+
+
+@pytest.mark.ray
+def test_the_page_in_a_real_browser(app):
+    """Debian's chromium (no browser download) driven by playwright: type, see the grid, read the top hit."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is missing: scripts/setup.sh installs it (apt-get install chromium)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(app["url"] + "/")
+        page.wait_for_function("document.querySelector('#stats').textContent.includes('indexed')")
+        page.select_option("#k", "5")
+        page.fill("#query", "a red seven")
+        page.press("#query", "Enter")
+        page.wait_for_selector("#grid .hit img")
+        hits = page.locator("#grid .hit")
+        assert hits.count() == 5
+        assert "red" in colours(app, hits.first.get_attribute("data-id"))
+        page.screenshot(path=str(ARTIFACTS / "search_page.png"), full_page=True)
+        # an image dropped on the page (the file input behind the drop zone) finds itself first
+        query = app["work"] / "query.png"
+        query.write_bytes(call(app["url"] + hits.first.locator("img").get_attribute("src"))[1])
+        top = hits.first.get_attribute("data-id")
+        page.set_input_files("#file", str(query))
+        page.wait_for_function("document.querySelector('#summary').textContent.includes('query.png')")
+        assert page.locator("#grid .hit").first.get_attribute("data-id") == top
+        # a bad request shows its message, the page keeps working
+        page.locator("#index-panel summary").click()
+        page.fill("#folder", "../..")
+        page.click("#index-form button")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "403" in page.locator("#error").text_content()
+        page.screenshot(path=str(ARTIFACTS / "search_page_error.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.ray
+def test_fuzzing_the_openapi_schema_finds_no_server_error(app, tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import fuzz
+
+    out = fuzz(app["url"], max_examples=25, workdir=tmp_path)
+    assert out["requests"] >= 150, out["output_tail"]
+    assert out["server_errors"] == 0, out
+    assert call(f"{app['url']}/api/health")[0] == 200
