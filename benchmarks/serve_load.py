@@ -117,7 +117,8 @@ def start_app(args, batching: bool) -> str:
     from genlab.serve.search_app import build_app
 
     serve.run(build_app({"weights": args.weights, "index_dir": args.index_dir, "allowed_root": "runs",
-                         "batching": batching}), name="search", route_prefix="/")
+                         "batching": batching}), name="search", route_prefix="/",
+              logging_config={"enable_access_log": False})
     return "http://127.0.0.1:8000"
 
 
@@ -126,6 +127,11 @@ def main() -> None:
     p.add_argument("--url", default="", help="load an app already up here (loopback only)")
     p.add_argument("--weights", default="", help="start the app (embedded Ray) with these CLIP weights")
     p.add_argument("--index-dir", default="runs/index100k", help="the index the started app serves")
+    p.add_argument("--batching", choices=["both", "on", "off"], default="both",
+                   help="encoders with @serve.batch, without, or both one after the other (same load)")
+    p.add_argument("--fast-ingress", action="store_true", help="Serve's HAProxy mode (see jobs/serve_search.py)")
+    p.add_argument("--fuzz-examples", type=int, default=0,
+                   help="after the load: schemathesis cases per API operation (0 = no fuzz run)")
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--max-requests", type=int, default=30_000)
@@ -142,23 +148,39 @@ def main() -> None:
     from genlab.distributed.env import init_ray
     from genlab.serve.search_app import configure_serve_env
 
-    configure_serve_env()
+    configure_serve_env(args.fast_ingress)
     init_ray()
     from ray import serve
 
     serve.start(http_options={"host": "127.0.0.1", "port": 8000})
-    out = {}
-    for batching in (True, False):
+    out = {"mode": "fast ingress (HAProxy)" if args.fast_ingress else "Serve's default proxy"}
+    for batching in {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]:
         url = start_app(args, batching)
         asyncio.run(load(url, 4, 30, args.warmup))
         out["batched" if batching else "unbatched"] = measure(url, args)
         print(json.dumps(out, indent=1), flush=True)
+        if args.fuzz_examples and "fuzz" not in out:  # against the first app measured (batched unless --batching off)
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                fuzzed = fuzz(url, args.fuzz_examples, Path(tmp))
+            status, _ = asyncio.run(_get(f"{url}/api/health"))
+            out["fuzz"] = {k: v for k, v in fuzzed.items() if k != "output_tail"} | {"health_after": status,
+                                                                                      "app": "batched" if batching else "unbatched"}
+            print(json.dumps(out["fuzz"], indent=1), fuzzed["output_tail"][-1500:], flush=True)
     serve.shutdown()
     out |= {"index_dir": args.index_dir, "index_size": json.loads((Path(args.index_dir) / "index.json").read_text())
-            ["count"], "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores (shared by "
-            "the app, Ray and this load generator)"}
+            ["count"], "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, text search k=10",
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator"}
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "serve_load.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "serve_load_fast.json" if args.fast_ingress else "serve_load.json"
+    (HERE / "results" / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
+async def _get(url: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as session, session.get(url) as r:
+        return r.status, await r.read()
 
 
 if __name__ == "__main__":

@@ -317,6 +317,38 @@ def clip_rows() -> list[str]:
     return rows
 
 
+def serve_rows() -> list[str]:
+    rows = ["| check | bar | measured | verdict | command |", "|---|---|---|---|---|"]
+    for name in ("serve_load", "serve_load_fast"):
+        r = load(name)
+        if r is None:
+            continue
+        flag = " --fast-ingress" if name.endswith("fast") else ""
+        cmd = f"`python benchmarks/serve_load.py --weights <CLIP run> --index-dir <100k index>{flag}` ({r['date']})"
+        for mode in ("batched", "unbatched"):
+            if mode not in r:
+                continue
+            one, many = r[mode]["one_client"], r[mode]["16_clients"]
+            what = f"{r['mode']}, encoders {mode}"
+            rows += [f"| text search over {r['index_size']:,} images via HTTP, one client, p50 ({what}) | <= 15 ms | "
+                     f"{one['p50_ms']:.1f} ms (p95 {one['p95_ms']:.1f}, {one['ok']} requests) | "
+                     f"{verdict(one['p50_ms'] <= 15)} | {cmd} |",
+                     f"| 16 clients for {many['seconds']:.0f} s ({what}): errors, p99, throughput | 0, <= 200 ms, "
+                     f">= 100 req/s | {many['errors']}, {many['p99_ms']:.0f} ms (p50 {many['p50_ms']:.0f}), "
+                     f"{many['throughput_rps']:.0f} req/s | "
+                     f"{verdict(many['errors'] == 0 and many['p99_ms'] <= 200 and many['throughput_rps'] >= 100)} "
+                     f"| same |"]
+        if "fuzz" in r:
+            f = r["fuzz"]
+            rows.append(f"| schemathesis over the OpenAPI schema: requests, responses >= 500, health after | "
+                        f">= 1,000, 0, OK | {f['requests']:,}, {f['server_errors']}, {f['health_after']} "
+                        f"(statuses {f['statuses']}) | "
+                        f"{verdict(f['requests'] >= 1000 and f['server_errors'] == 0 and f['health_after'] == 200)} "
+                        f"| `python benchmarks/serve_load.py --weights <CLIP run> --index-dir <100k index>{flag} "
+                        f"--fuzz-examples 200` |")
+    return rows
+
+
 def _value(path: str):
     """`file > key > key` -> the value in benchmarks/results/<file>.json (list items by index)."""
     name, *keys = [k.strip() for k in " ".join(path.split()).split(">")]
@@ -368,6 +400,7 @@ def main() -> int:
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
                                                   "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
+                                                  "serve_load", "serve_load_fast",
                                                   "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [
@@ -383,6 +416,7 @@ def main() -> int:
         "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
         "## CPU training step by precision and memory format", "", *precision_rows(), "",
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
+        "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import tyro
 
+from genlab.multimodal.models import PretrainedUnavailable
 from genlab.serve.run import ServeArgs, serve_search
 
 if __name__ == "__main__":
-    serve_search(tyro.cli(ServeArgs))
+    args = tyro.cli(ServeArgs)
+    try:
+        serve_search(args)
+    except (FileNotFoundError, ValueError, PretrainedUnavailable) as err:  # bad weights or index: say which
+        raise SystemExit(f"jobs/serve_search.py: {err}") from None

@@ -118,19 +118,24 @@ def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
 
 def test_help_documents_fields():
     jobs = ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
-            "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py"]
+            "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py", "jobs/serve_search.py"]
     procs = {job: subprocess.Popen([sys.executable, job, "--help"], cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True) for job in jobs}  # side by side: imports dominate
     outs = {job: p.communicate(timeout=300) for job, p in procs.items()}
     for job, (stdout, stderr) in outs.items():
         assert procs[job].returncode == 0, stderr[-2000:]
-        if job != "jobs/rl.py":
+        if job not in ("jobs/rl.py", "jobs/serve_search.py"):
             assert "--smoke-test" in stdout and "--ray.num-workers" in stdout, job
     stdout = outs["jobs/rl.py"][0]
     assert "--as-test" in stdout and "--dqn.double-dqn" in stdout and "--rllib-ppo.lr" in stdout
+    assert "--allowed-root" in outs["jobs/serve_search.py"][0] and "--fast-ingress" in outs["jobs/serve_search.py"][0]
 
 
 def test_bad_input_is_a_clear_error():
+    # the search server refuses weights that are neither a file, a run, nor an open_clip tag before Ray starts
+    out = subprocess.run([sys.executable, "jobs/serve_search.py", "--weights", "no-such-run"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "not a file and not a tag" in out.stderr, out.stderr[-2000:]
     out = subprocess.run([sys.executable, "jobs/vae.py", "--train.model.kind", "ae"], cwd=ROOT, capture_output=True,
                          text=True)
     assert out.returncode != 0 and "jobs/ae.py" in out.stderr

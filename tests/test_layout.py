@@ -1,5 +1,6 @@
 """The source root must not shadow the standard library, and the families must not import ray."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,15 @@ def test_families_do_not_import_ray():
             "genlab.rl, genlab.rl.dqn, genlab.rl.reinforce, genlab.rl.figures, genlab.rl.report, genlab.eval.rl, "
             "genlab.meta, genlab.meta.train, genlab.meta.data, genlab.data.glyphs, genlab.data.omniglot, "
             "genlab.eval.fewshot, genlab.data.captions, genlab.multimodal, genlab.multimodal.train, "
-            "genlab.multimodal.embed, genlab.multimodal.index, genlab.multimodal.figures, genlab.eval.retrieval; "
+            "genlab.multimodal.embed, genlab.multimodal.index, genlab.multimodal.figures, genlab.eval.retrieval, "
+            "genlab.serve.media; "
             "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_only_genlab_serve_imports_ray_serve():
+    pattern = re.compile(r"^\s*(from ray import serve|import ray\.serve|from ray\.serve)", re.M)
+    package = ROOT / "platform" / "genlab"
+    offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if p.parent.name != "serve" and pattern.search(p.read_text())]
+    assert not offenders, offenders

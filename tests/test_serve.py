@@ -262,6 +262,8 @@ def test_the_page_in_a_real_browser(app):
         page.fill("#query", "a red seven")
         page.press("#query", "Enter")
         page.wait_for_selector("#grid .hit img")
+        # every thumbnail arrives and decodes (served by the app from the caption shards)
+        page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth)")
         hits = page.locator("#grid .hit")
         assert hits.count() == 5
         assert "red" in colours(app, hits.first.get_attribute("data-id"))

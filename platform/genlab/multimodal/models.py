@@ -36,15 +36,7 @@ def register_configs() -> None:
 def create_clip(name: str, pretrained: str | None = None, device: str | torch.device = "cpu"):
     """(model, image preprocess for PIL images, tokenizer) of open_clip model `name`; `pretrained` is an
     open_clip tag (downloads: needs the internet) or a weights file (ours: a checkpoint's model.safetensors)."""
-    register_configs()
-    if name not in open_clip.list_models():
-        raise ValueError(f"unknown model {name!r}: ours are {OUR_MODELS}; open_clip has e.g. ViT-B-32, RN50 "
-                         "(open_clip.list_models())")
-    if pretrained and not Path(pretrained).is_file():
-        tags = open_clip.list_pretrained_tags_by_model(name)
-        if pretrained not in tags:
-            raise PretrainedUnavailable(f"--pretrained {pretrained!r}: not a file and not a tag of {name} "
-                                        f"(tags: {tags})")
+    check_weights(name, pretrained)
     quiet = logging.getLogger()
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # open_clip warns "no pretrained weights" for every model trained from scratch
@@ -61,6 +53,19 @@ def create_clip(name: str, pretrained: str | None = None, device: str | torch.de
     finally:
         quiet.setLevel(level)
     return model, preprocess, open_clip.get_tokenizer(name)
+
+
+def check_weights(name: str, pretrained: str | None) -> None:
+    """Fail fast, before anything loads, on an unknown model or weights that are neither a file nor a tag."""
+    register_configs()
+    if name not in open_clip.list_models():
+        raise ValueError(f"unknown model {name!r}: ours are {OUR_MODELS}; open_clip has e.g. ViT-B-32, RN50 "
+                         "(open_clip.list_models())")
+    if pretrained and not Path(pretrained).is_file():
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise PretrainedUnavailable(f"--pretrained {pretrained!r}: not a file and not a tag of {name} "
+                                        f"(tags: {tags})")
 
 
 def build_from_config(config: dict) -> torch.nn.Module:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from genlab.serve.search_app import newest_clip_run, repo_path
+from genlab.serve.search_app import repo_path, serving_weights
 
 
 @dataclass
@@ -43,12 +43,12 @@ def start_search(args: ServeArgs) -> str:
     from genlab.distributed.env import init_ray
     from genlab.serve.search_app import configure_serve_env
 
-    weights = args.weights or newest_clip_run()
+    model, weights = serving_weights(args.weights, args.model)  # bad weights fail here, before Ray starts
     index_dir = repo_path(args.index_dir)
     if args.source and not (index_dir / "index.json").exists():
         from genlab.distributed.index_job import IndexArgs, run_index_job
 
-        run_index_job(IndexArgs(source=args.source, out=str(index_dir), model=args.model, pretrained=weights,
+        run_index_job(IndexArgs(source=args.source, out=str(index_dir), model=model, pretrained=weights,
                                 ray=False))
     configure_serve_env(args.fast_ingress)  # before Ray starts: its processes read these at start-up
     init_ray()
@@ -57,7 +57,7 @@ def start_search(args: ServeArgs) -> str:
     from genlab.serve.search_app import build_app
 
     serve.start(http_options={"host": args.host, "port": args.port})
-    config = asdict(args) | {"weights": weights, "index_dir": str(index_dir)}
+    config = asdict(args) | {"model": model, "weights": weights, "index_dir": str(index_dir)}
     serve.run(build_app(config), name="search", route_prefix="/",
               logging_config={"enable_access_log": args.access_log})
     return f"http://{args.host}:{args.port}/"

@@ -113,7 +113,8 @@ class ImageEncoder:
         return self._encode(images)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64)
+# a dead index replica is noticed within ~2 s (Serve's default health check: every 10 s)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64, health_check_period_s=2)
 class IndexStore:
     """The one copy of the index, loaded from `user_config["index_dir"]`. Async methods run one at a time on the
     replica's event loop, so a search never sees an index half-way through an add."""
@@ -377,16 +378,23 @@ def newest_clip_run(root: Path = REPO / "runs") -> str:
     return str(runs[-1])
 
 
+def serving_weights(weights: str, model: str) -> tuple[str, str]:
+    """(model, weights file or tag) from what a user deploys with; checked before any replica starts."""
+    from genlab.multimodal.models import check_weights, resolve_weights
+
+    weights = weights or newest_clip_run()
+    if repo_path(weights).exists():  # a path (relative ones mean the checkout), else an open_clip tag
+        weights = str(repo_path(weights))
+    model, weights = resolve_weights(weights, model)
+    check_weights(model, weights)
+    return model, weights
+
+
 def build_app(args: dict) -> serve.Application:
     """The application from deploy-time arguments (a Serve config's `args`, or jobs/serve_search.py):
     model, weights (a weights file, checkpoint or CLIP run directory; default the newest runs/clip-* run),
     index_dir, allowed_root, batching, max_upload_bytes, max_folder_images."""
-    from genlab.multimodal.models import resolve_weights
-
-    weights = args.get("weights") or newest_clip_run()
-    if weights and repo_path(weights).exists():  # a path (relative ones mean the checkout), else an open_clip tag
-        weights = str(repo_path(weights))
-    model, weights = resolve_weights(weights, args.get("model", "genlab-clip-rn"))
+    model, weights = serving_weights(args.get("weights", ""), args.get("model", "genlab-clip-rn"))
     batching = bool(args.get("batching", True))
     index_dir = args.get("index_dir", "runs/index")
     return SearchApi.bind(

@@ -40,7 +40,6 @@ function render(result, what) {
     const img = document.createElement("img");
     img.src = hit.thumbnail;
     img.alt = `result ${rank + 1}`;
-    img.loading = "lazy";
     const score = document.createElement("div");
     score.className = "score";
     score.textContent = hit.score.toFixed(3);
