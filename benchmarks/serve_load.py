@@ -165,8 +165,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 fuzzed = fuzz(url, args.fuzz_examples, Path(tmp))
             status, _ = asyncio.run(_get(f"{url}/api/health"))
-            out["fuzz"] = {k: v for k, v in fuzzed.items() if k != "output_tail"} | {"health_after": status,
-                                                                                      "app": "batched" if batching else "unbatched"}
+            out["fuzz"] = {k: v for k, v in fuzzed.items() if k != "output_tail"} | {
+                "health_after": status, "app": "batched" if batching else "unbatched"}
             print(json.dumps(out["fuzz"], indent=1), fuzzed["output_tail"][-1500:], flush=True)
     serve.shutdown()
     out |= {"index_dir": args.index_dir, "index_size": json.loads((Path(args.index_dir) / "index.json").read_text())

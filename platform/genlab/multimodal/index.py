@@ -32,6 +32,9 @@ class EmbeddingIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __contains__(self, item_id: str) -> bool:
+        return item_id in self._id_set
+
     def add(self, ids: list[str], embeddings: torch.Tensor) -> int:
         """Append rows whose id is new (re-indexing a folder adds only its new images); returns how many."""
         if embeddings.shape[1:] != (self.dim,):

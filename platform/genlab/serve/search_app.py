@@ -165,11 +165,8 @@ class IndexStore:
             self.index.save(self.dir)  # before answering: an acknowledged add survives a restart
         return {"added": added, "count": len(self.index)}
 
-    async def contains(self, item_id: str) -> bool:
-        return item_id in self.index._id_set
-
     async def thumbnail(self, item_id: str) -> bytes | None:
-        if item_id not in self.index._id_set:
+        if item_id not in self.index:
             return None
         try:
             return thumbnail(item_id, self.caption_sources)
@@ -178,7 +175,8 @@ class IndexStore:
 
     async def stats(self) -> dict:
         return {"count": len(self.index), "dim": self.index.dim, "model": self.index.model,
-                "weights": Path(self.weights).name if self.weights else "", "index_dir": str(self.dir)}
+                "weights": Path(self.weights).name if self.weights else "", "index_dir": str(self.dir),
+                "replica": serve.get_replica_context().replica_id.unique_id}
 
 
 class IndexFolderRequest(BaseModel):
@@ -222,6 +220,7 @@ class StatsResponse(BaseModel):
     model: str
     weights: str
     index_dir: str
+    replica: str
     allowed_root: str
 
 
@@ -368,13 +367,14 @@ class SearchApi:
 
 
 def newest_clip_run(root: Path = REPO / "runs") -> str:
+    """The most recently written CLIP run under runs/ that has a checkpoint (the default weights to serve)."""
     from genlab.core.checkpoint import find_latest_checkpoint
 
     runs = sorted((p for p in root.glob("clip-*") if p.is_dir() and find_latest_checkpoint(p)),
                   key=lambda p: p.stat().st_mtime)
     if not runs:
-        raise FileNotFoundError(f"no trained CLIP under {root}: train one with `python jobs/clip.py` (about 35 min here; "
-                         "--smoke-test for a minute) or pass --weights <run dir | checkpoint | open_clip tag>")
+        raise FileNotFoundError(f"no trained CLIP under {root}: train one with `python jobs/clip.py` (about 35 min "
+                                "here; --smoke-test for a minute) or pass --weights <run dir | checkpoint | tag>")
     return str(runs[-1])
 
 
