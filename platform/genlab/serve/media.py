@@ -17,10 +17,11 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from genlab.multimodal.embed import IMAGE_SUFFIXES
+from genlab.multimodal.embed import decode_images, list_images
 
 MAX_UPLOAD_BYTES = 8 * 2**20
 MAX_PIXELS = 40_000_000  # a PNG of a few KB can claim gigapixels; PIL refuses past this instead of allocating
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class RequestError(Exception):
@@ -38,7 +39,6 @@ def decode_upload(data: bytes, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             with Image.open(io.BytesIO(data)) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise RequestError(413, f"a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
@@ -78,13 +78,10 @@ def images_under(root: Path, folder: Path, limit: int) -> list[Path]:
     """Image files of `folder` (recursively) whose real path stays under `root` (a symlinked file that points
     elsewhere is skipped), sorted; more than `limit` is refused."""
     root = root.resolve()
-    found = []
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and p.resolve().is_relative_to(root):
-            found.append(p)
-            if len(found) > limit:
-                raise RequestError(413, f"{folder.name!r} holds more than {limit} images: index it with "
-                                        "jobs/index.py --source <folder> --out <this index>")
+    found = [p for p in list_images(folder) if p.resolve().is_relative_to(root)]
+    if len(found) > limit:
+        raise RequestError(413, f"{folder.name!r} holds more than {limit} images: index it with "
+                                "jobs/index.py --source <folder> --out <this index>")
     return found
 
 
@@ -118,8 +115,7 @@ class CaptionImages:
         if not 0 <= row < self.starts[-1]:
             raise KeyError(row_id)
         i = bisect.bisect_right(self.starts, row) - 1
-        raw = self._column(i)[row - self.starts[i]]
-        return np.frombuffer(raw, np.uint8).reshape(3, 32, 32).transpose(1, 2, 0)
+        return decode_images([self._column(i)[row - self.starts[i]]])[0].permute(1, 2, 0).numpy()
 
 
 def thumbnail(item_id: str, caption_sources: dict) -> bytes:
