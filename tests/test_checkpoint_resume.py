@@ -62,6 +62,36 @@ def test_resume_equals_uninterrupted_run(tmp_path, tiny_mnist, kind, objective):
     assert last["epoch"] == 2 and last["step"] == 2 * (256 // 32)
 
 
+class CrashMidSecondEpoch(LocalRuntime):
+    """Dies at the first windowed report of epoch 2: after the epoch-1 checkpoint, before the next one."""
+
+    def report(self, metrics, checkpoint=None):
+        super().report(metrics, checkpoint)
+        if metrics["step"] > 4 and "epoch" not in metrics:
+            raise Crash("simulated failure mid-epoch")
+
+
+def test_a_resumed_run_reports_each_step_once(tmp_path, tiny_mnist):
+    """Reports made after the last checkpoint are redone by the resumed run: its metrics.jsonl must hold each
+    step once (the harness rewinds it to the checkpoint's step), equal to an uninterrupted run's."""
+    from genlab.gan import GANConfig, GANTrainConfig
+    from genlab.gan.train import train as train_gan
+
+    data = {"train": tiny_mnist}
+    cfg = GANTrainConfig(model=GANConfig(g_channels=(16, 8), d_channels=(8, 16)), epochs=2, batch_size=32,
+                         max_steps_per_epoch=4, log_every=2, fld_samples=0, figures=False, progress=False, seed=1)
+    train_gan(cfg, LocalRuntime(tmp_path / "straight", data, seed=1), tiny_mnist)
+    with pytest.raises(Crash):
+        train_gan(cfg, CrashMidSecondEpoch(tmp_path / "crashed", data, seed=1), tiny_mnist)
+    assert [r["step"] for r in read_metrics(tmp_path / "crashed" / "metrics.jsonl")][-1] == 6  # past the checkpoint
+    train_gan(cfg, LocalRuntime(tmp_path / "crashed", data, seed=1), tiny_mnist)
+    straight, resumed = (read_metrics(tmp_path / run / "metrics.jsonl") for run in ("straight", "crashed"))
+    assert [r["step"] for r in resumed] == [r["step"] for r in straight] == [2, 4, 4, 6, 8, 8]
+    drop = lambda r: {k: v for k, v in r.items() if not k.startswith("perf/")}  # noqa: E731
+    for a, b in zip(resumed, straight):
+        assert drop(a) == pytest.approx(drop(b))
+
+
 def test_training_reduces_loss_and_writes_figures(tmp_path, tiny_mnist):
     cfg = tiny("vae", epochs=3, iw_k=5, iw_images=32)
     cfg.figures = True

@@ -2,7 +2,7 @@
 
 A family builds its `TrainState` and writes its `# ALGO LOGIC` step (`step_fn(batch) -> {name: value}`) and its
 evaluation (`eval_fn() -> {"eval/...": ...}` each epoch, `final_fn()` once at the end, rank 0 only). `fit` owns
-the rest: resume from the runtime's latest checkpoint, rank 0's weights on every rank, epochs and steps, the
+the rest: resume from the runtime's latest checkpoint (metrics reported after it forgotten), rank 0's weights on every rank, epochs and steps, the
 data-wait timing, perf metrics, one progress bar, windowed metrics every `log_every` steps, a checkpoint per
 epoch (with every rank's RNG), a time budget, replica health checks and the collective final report.
 An "epoch" is `steps_per_epoch` steps: a pass over the data, or (episodic families) one validation period.
@@ -39,6 +39,7 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
     state.prepare(rt, ckpt, seed=getattr(config, "seed", 0))
     if ckpt is not None:
         log.info("resumed from %s at step %d (epoch %d)", ckpt, state.step, state.epoch)
+    rt.begin(state.step)  # what was reported after that checkpoint is redone, and reported again
     per_worker = max(1, batch_size // rt.world_size) if batch_size else 0
     items_per_step = items_per_step or per_worker * rt.world_size
     epochs = math.ceil(total_steps / steps_per_epoch)

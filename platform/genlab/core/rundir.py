@@ -35,6 +35,15 @@ class MetricsWriter:
         with self.path.open("a") as f:
             f.write(json.dumps(metrics, default=float) + "\n")
 
+    def rewind(self, step: int) -> None:
+        """Drop the records after `step`: a run that resumes from the checkpoint of `step` (or restarts from 0
+        because a worker died before its first checkpoint was committed) redoes that work and reports it again."""
+        kept = [r for r in read_metrics(self.path) if r["step"] <= step]
+        if len(kept) < len(read_metrics(self.path)):
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept))
+            tmp.replace(self.path)
+
 
 def read_metrics(path: Path) -> list[dict]:
     path = Path(path)

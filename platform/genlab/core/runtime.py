@@ -2,7 +2,7 @@
 
 The harness (`genlab.core.harness.fit`) and the families call only: `rank`, `world_size`, `device`, `is_main`,
 `run_dir`, `stop_after_s`, `prepare_model`, `batches`, `autocast`, `progress`, `checkpoint_dir`, `report`,
-`latest_checkpoint`. `LocalRuntime` serves tests and notebooks; the
+`latest_checkpoint`, `begin`. `LocalRuntime` serves tests and notebooks; the
 Ray Train runtime in `genlab.distributed.train_runtime` maps the same calls onto Ray Train and Ray Data.
 """
 
@@ -40,6 +40,7 @@ class Runtime(Protocol):
     def checkpoint_dir(self, step: int) -> Path: ...
     def report(self, metrics: dict, checkpoint: Path | None = None) -> None: ...
     def latest_checkpoint(self) -> Path | None: ...
+    def begin(self, step: int) -> None: ...  # training (re)starts at `step`: forget metrics reported after it
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -117,6 +118,9 @@ class LocalRuntime:
     def _prune(self) -> None:
         for old in step_checkpoints(self.run_dir / "checkpoints")[:-self.keep]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def begin(self, step: int) -> None:
+        self.metrics.rewind(step)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest checkpoint of `resume_from` (a run dir or a checkpoint dir) or of this run dir."""

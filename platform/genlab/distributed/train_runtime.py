@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -12,6 +15,7 @@ import ray.train.torch
 from ray.experimental.tqdm_ray import tqdm as tqdm_ray
 from torch import nn
 
+from genlab.core.distributed import gather_objects
 from genlab.core.rundir import MetricsWriter
 from genlab.core.runtime import Batch, autocast_for, shuffled_batches
 from genlab.data.shards import decode_batch, read_shards
@@ -39,6 +43,8 @@ class RayTrainRuntime:
         self._local: dict[str, Batch] = {}
         self._tmp: list[Path] = []
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.is_main else None
+        # where the ranks run (collective: every rank is here once per start of the worker group)
+        self._where = gather_objects((ray.get_runtime_context().get_node_id(), os.getpid()))
 
     @property
     def is_main(self) -> bool:
@@ -96,6 +102,19 @@ class RayTrainRuntime:
         for tmp in self._tmp:  # Ray has copied it into the run's storage
             shutil.rmtree(tmp, ignore_errors=True)
         self._tmp.clear()
+
+    def begin(self, step: int) -> None:
+        """Forget metrics reported after `step` (they are redone) and add a line to the run's
+        worker_groups.jsonl: one per start of the worker group (a restart after a lost worker is a new line),
+        with the step it starts from and the node and process of every rank."""
+        if self.metrics is None:
+            return
+        self.metrics.rewind(step)
+        nodes = [node for node, _ in self._where]
+        with open(self.run_dir / "worker_groups.jsonl", "a") as f:
+            f.write(json.dumps({"started_at": time.time(), "start_step": step, "world_size": self.world_size,
+                                "nodes": len(set(nodes)), "node_of_rank": nodes,
+                                "pid_of_rank": [pid for _, pid in self._where]}) + "\n")
 
     def latest_checkpoint(self) -> Path | None:
         ckpt = ray.train.get_checkpoint()

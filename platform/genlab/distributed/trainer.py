@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -26,6 +26,9 @@ class RayConfig:
     """CPUs (and torch threads) per worker; 0 = the cluster's CPUs split evenly across the workers."""
     use_gpu: bool = False
     """Give each worker a GPU (bf16 mixed precision there); needs CUDA on the cluster."""
+    worker_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each worker also needs, e.g. `--ray.worker-resources spot_gpu 1` to place workers
+    only on nodes started with `--resources '{"spot_gpu": 1}'` (one per node if each node has one)."""
     precision: str = "auto"
     """'auto': bf16 autocast on GPUs, fp32 on CPUs; 'bf16': bf16 autocast on CPUs too (pays only where the CPU has
     AMX or AVX-512 BF16); 'fp32': no autocast anywhere."""
@@ -104,7 +107,8 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
                            "shard_dirs": shard_dirs, "sizes": sizes, "stop_after_s": ray_cfg.stop_after_s,
                            "precision": ray_cfg.precision},
         scaling_config=ScalingConfig(num_workers=ray_cfg.num_workers, use_gpu=ray_cfg.use_gpu,
-                                     resources_per_worker={"CPU": _cpus_per_worker(ray, ray_cfg)}),
+                                     resources_per_worker={"CPU": _cpus_per_worker(ray, ray_cfg),
+                                                           **ray_cfg.worker_resources}),
         run_config=RunConfig(name=run_dir.name, storage_path=str(run_dir.parent.resolve()),
                              checkpoint_config=CheckpointConfig(num_to_keep=ray_cfg.keep_checkpoints),
                              failure_config=FailureConfig(max_failures=ray_cfg.max_failures)),

@@ -33,7 +33,10 @@ class TuneRuntime(LocalRuntime):
                    for k, v in metrics.items()}
         super().report(metrics, checkpoint)
         self.merged |= metrics
-        tune.report(dict(self.merged),
+        import ray
+
+        # the node the trial runs on (Tune's own `node_ip` cannot tell apart nodes that share an address)
+        tune.report(dict(self.merged) | {"node_id": ray.get_runtime_context().get_node_id()},
                     checkpoint=tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None)
 
     def latest_checkpoint(self) -> Path | None:

@@ -4,7 +4,7 @@ are dotted field names of the job's config (`inner_lr`, `model.latent_dim`)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +18,11 @@ class SweepConfig:
     """Trials (Optuna proposes each from the results so far)."""
     max_concurrent: int = 2
     """Trials at once, one CPU each."""
+    trial_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each trial also needs (e.g. `--sweep.trial-resources big_mem 1`: trials only on
+    nodes started with that resource); the CPU is always 1."""
+    max_failures: int = 0
+    """Times Tune restarts a failed trial (from its last checkpoint), e.g. after a lost node."""
     grace_period: int = 1
     """ASHA: reports a trial always gets before it may be stopped."""
     reduction_factor: int = 2
@@ -59,7 +64,8 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
 
     init_ray(dashboard=sweep.dashboard)
     path = (Path(sweep.storage) / sweep.name).resolve()
-    fn = tune.with_resources(tune.with_parameters(trainable, base=to_dict(base_cfg), cls=type(base_cfg)), {"cpu": 1})
+    fn = tune.with_resources(tune.with_parameters(trainable, base=to_dict(base_cfg), cls=type(base_cfg)),
+                             {"cpu": 1, **sweep.trial_resources})
     if sweep.resume:
         if not tune.Tuner.can_restore(str(path)):
             raise FileNotFoundError(f"--sweep.resume: no sweep to restore at {path}")
@@ -72,7 +78,8 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
                            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                                        num_samples=sweep.num_samples,
                                                        max_concurrent_trials=sweep.max_concurrent),
-                           run_config=tune.RunConfig(name=sweep.name, storage_path=str(path.parent), verbose=1))
+                           run_config=tune.RunConfig(name=sweep.name, storage_path=str(path.parent), verbose=1,
+                                                     failure_config=tune.FailureConfig(max_failures=sweep.max_failures)))
     grid = tuner.fit()
     rows = []
     for r in grid:
@@ -80,6 +87,7 @@ def run_sweep(trainable, base_cfg, space: dict, metric: str, mode: str, sweep: S
             continue
         rows.append({"trial": r.metrics.get("trial_id", Path(r.path).name), **dict(sorted(r.config.items())),
                      metric: r.metrics[metric], "iterations": r.metrics.get("training_iteration"),
+                     "node": r.metrics.get("node_id"),
                      **{k: v for k, v in r.metrics.items() if k.startswith(("val/", "eval/", "test/"))}})
     if not rows:
         raise RuntimeError(f"no trial reported {metric!r}; see {path}")

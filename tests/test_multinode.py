@@ -1,0 +1,123 @@
+"""Several Ray nodes on this machine (`ray.cluster_utils.Cluster`, loopback), told apart by a custom resource that
+each node has one of: Ray Train workers placed on two nodes train to the same result as on one node, a worker
+killed mid-run is replaced and the run resumes from its last checkpoint to the same result, and Tune trials spread
+over the nodes. Storage is a directory every node sees (this machine's disk); on a real cluster it is the NFS
+share of cluster.yaml."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.core.checkpoint import find_latest_checkpoint
+from genlab.core.rundir import make_run_dir, read_metrics
+from genlab.distributed.trainer import RayConfig, fit
+
+pytestmark = pytest.mark.ray
+LOOP = "genlab.autoencoders.train:train"
+ONE_PER_NODE = {"genlab_worker": 1}  # each node has one: workers that need one cannot share a node
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": 2, "resources": dict(ONE_PER_NODE), "object_store_memory": 150 * 2**20}
+    c = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    node_b = c.add_node(**node)
+    c.wait_for_nodes()
+    ray.init(address=c.address)
+    yield {"head": c.head_node.node_id, "b": node_b.node_id}
+    ray.shutdown()
+    c.shutdown()
+
+
+def tiny(epochs: int = 4) -> TrainConfig:
+    return TrainConfig(model=ModelConfig(kind="vae", arch="mlp", hidden=(256,), latent_dim=8), epochs=epochs,
+                       batch_size=64, max_steps_per_epoch=120, eval_images=500, figures=False, progress=False)
+
+
+def worker_groups(run_dir) -> list[dict]:
+    path = run_dir / "worker_groups.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def committed(run_dir) -> list[dict]:
+    """The checkpoints Ray Train's controller has registered (a checkpoint in storage counts only once every rank
+    has reported it: a worker that dies before its report leaves it uncommitted, and the run restarts before it)."""
+    path = run_dir / "checkpoint_manager_snapshot.json"
+    return json.loads(path.read_text())["checkpoint_results"] if path.exists() else []
+
+
+def epoch_records(run_dir) -> list[dict]:
+    return [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/neg_elbo_nats" in r]
+
+
+@pytest.fixture(scope="module")
+def two_node_run(cluster, tmp_path_factory):
+    """The uninterrupted reference: 2 workers, one per node (deterministic 'local' data sharding by rank)."""
+    run_dir = make_run_dir("two-nodes", 0, root=tmp_path_factory.mktemp("multinode"))
+    metrics = fit(LOOP, tiny(), run_dir, RayConfig(num_workers=2, cpus_per_worker=1, data_backend="local",
+                                                   worker_resources=ONE_PER_NODE), "mnist")
+    return run_dir, metrics
+
+
+def test_workers_on_two_nodes_train_like_on_one(cluster, two_node_run, tmp_path):
+    run_dir, spread = two_node_run
+    (start,) = worker_groups(run_dir)
+    assert start["world_size"] == 2 and start["nodes"] == 2
+    assert set(start["node_of_rank"]) == {cluster["head"], cluster["b"]}  # rank 1 on the other node
+    # without the per-node resource, Ray packs both workers onto one node: the same run, one node
+    one_dir = make_run_dir("one-node", 0, root=tmp_path)
+    packed = fit(LOOP, tiny(), one_dir, RayConfig(num_workers=2, cpus_per_worker=1, data_backend="local"), "mnist")
+    (start,) = worker_groups(one_dir)
+    assert start["nodes"] == 1
+    assert [r["step"] for r in epoch_records(one_dir)] == [r["step"] for r in epoch_records(run_dir)]
+    assert packed["eval/neg_elbo_nats"] == pytest.approx(spread["eval/neg_elbo_nats"], rel=1e-5)
+    assert packed["train/loss"] == pytest.approx(spread["train/loss"], rel=1e-5)
+    assert find_latest_checkpoint(run_dir) is not None  # rank 0's checkpoint in the storage every node sees
+
+
+def test_killed_worker_restarts_and_finishes_from_its_checkpoint(cluster, two_node_run, tmp_path):
+    ref_dir, reference = two_node_run
+    run_dir = make_run_dir("killed", 0, root=tmp_path)
+    ray_cfg = RayConfig(num_workers=2, cpus_per_worker=1, data_backend="local", worker_resources=ONE_PER_NODE,
+                        max_failures=1)
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(metrics=fit(LOOP, tiny(), run_dir, ray_cfg, "mnist")))
+    thread.start()
+    deadline = time.monotonic() + 300
+    while not committed(run_dir) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # Ray Train has committed the first epoch's checkpoint (every rank reported it)
+    (start,) = worker_groups(run_dir)
+    victim = start["pid_of_rank"][start["node_of_rank"].index(cluster["b"])]
+    killed_at = time.time()
+    os.kill(victim, signal.SIGKILL)  # the worker process on node b dies mid-run
+    thread.join(timeout=600)
+    assert not thread.is_alive() and "metrics" in out
+    first, restart = worker_groups(run_dir)  # the worker group was started twice
+    assert restart["nodes"] == 2 and victim not in restart["pid_of_rank"]
+    assert first["start_step"] == 0 and restart["start_step"] >= tiny().max_steps_per_epoch  # from a checkpoint
+    recovery_s = restart["started_at"] - killed_at
+    print(f"killed pid {victim} {killed_at - first['started_at']:.1f}s into the run; a new worker group resumed "
+          f"at step {restart['start_step']} {recovery_s:.1f}s after the kill")
+    # nothing reported is lost or repeated: every epoch once, in order; the result is the uninterrupted one's
+    assert [r["epoch"] for r in epoch_records(run_dir)] == [1, 2, 3, 4]
+    assert out["metrics"]["eval/neg_elbo_nats"] == pytest.approx(reference["eval/neg_elbo_nats"], rel=1e-4)
+
+
+def test_tune_trials_spread_over_the_nodes(cluster, tmp_path):
+    from genlab.distributed.tune_sweeps import SweepConfig, run_sweep, vae_space, vae_trial
+
+    base = TrainConfig(model=ModelConfig(kind="vae", arch="mlp", hidden=(32,), latent_dim=4), epochs=1,
+                       batch_size=32, max_steps_per_epoch=3, eval_images=200)
+    sweep = SweepConfig(num_samples=2, max_concurrent=2, trial_resources=ONE_PER_NODE, storage=str(tmp_path),
+                        name="spread")
+    out = run_sweep(vae_trial, base, vae_space(), "val/neg_elbo_nats", "min", sweep, max_t=1)
+    assert len(out["results"]) == 2
+    assert {row["node"] for row in out["results"]} == {cluster["head"], cluster["b"]}
