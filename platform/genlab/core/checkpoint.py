@@ -101,7 +101,9 @@ def load_weights(model: nn.Module, path: str | Path, *, ema: bool = False) -> No
 
 
 def load_train_state(path: str | Path) -> dict:
-    return torch.load(Path(path) / "train_state.pt", weights_only=True)
+    # map_location: a checkpoint written on a GPU resumes on a CPU-only machine (the optimisers then move their
+    # state to wherever the parameters are)
+    return torch.load(Path(path) / "train_state.pt", weights_only=True, map_location="cpu")
 
 
 def find_latest_checkpoint(run_dir: str | Path) -> Path | None:

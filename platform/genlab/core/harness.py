@@ -15,6 +15,8 @@ import math
 import time
 from typing import Callable
 
+import torch
+
 from genlab.core.config import to_dict
 from genlab.core.distributed import (broadcast_buffers_, broadcast_object, gather_objects, module_digest,
                                      tensors_digest)
@@ -77,6 +79,8 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
         metrics = {"step": state.step, "epoch": state.epoch, **means,
                    "perf/epoch_s": elapsed, f"perf/{items}_per_s": n_steps * items_per_step / elapsed,
                    "perf/data_wait_frac": wait / elapsed}
+        if rt.device.type == "cuda":
+            metrics["perf/gpu_peak_mem_gb"] = torch.cuda.max_memory_allocated(rt.device) / 2**30
         if state.schedulers:
             metrics["train/lr"] = next(iter(state.schedulers.values())).get_last_lr()[0]
         if rt.world_size > 1:

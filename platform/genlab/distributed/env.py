@@ -46,6 +46,7 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
         # `platform/` source root on their sys.path).
         log.info("connecting to the Ray cluster at %s", os.environ["RAY_ADDRESS"])
         ray.init(runtime_env={"py_modules": [str(Path(genlab.__file__).parent)]}, log_to_driver=True)
+        log.info("connected to the Ray cluster")
     else:
         ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
                  include_dashboard=dashboard, log_to_driver=True)
