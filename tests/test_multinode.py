@@ -7,8 +7,12 @@ share of cluster.yaml."""
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +22,15 @@ from genlab.core.rundir import make_run_dir, read_metrics
 from genlab.distributed.trainer import RayConfig, fit
 
 pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
 LOOP = "genlab.autoencoders.train:train"
 ONE_PER_NODE = {"genlab_worker": 1}  # each node has one: workers that need one cannot share a node
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +38,22 @@ def cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    node = {"num_cpus": 2, "resources": dict(ONE_PER_NODE), "object_store_memory": 150 * 2**20}
-    c = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
-    node_b = c.add_node(**node)
+    node = {"num_cpus": 2, "object_store_memory": 150 * 2**20}
+    dashboard = free_port()  # the head's job API, for `ray job submit`
+    patch = pytest.MonkeyPatch()  # the nodes' environment: a submitted job's `python` is this venv's
+    patch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    patch.delenv("RAY_ADDRESS", raising=False)
+    c = Cluster(initialize_head=True, head_node_args={**node, "resources": dict(ONE_PER_NODE),
+                                                      "include_dashboard": True, "dashboard_host": "127.0.0.1",
+                                                      "dashboard_port": dashboard})
+    node_b = c.add_node(**node, resources={**ONE_PER_NODE, "node_b": 1})
     c.wait_for_nodes()
     ray.init(address=c.address)
-    yield {"head": c.head_node.node_id, "b": node_b.node_id}
+    yield {"head": c.head_node.node_id, "b": node_b.node_id, "address": c.address,
+           "dashboard": f"http://127.0.0.1:{dashboard}"}
     ray.shutdown()
     c.shutdown()
+    patch.undo()
 
 
 def tiny(epochs: int = 4) -> TrainConfig:
@@ -121,3 +140,18 @@ def test_tune_trials_spread_over_the_nodes(cluster, tmp_path):
     out = run_sweep(vae_trial, base, vae_space(), "val/neg_elbo_nats", "min", sweep, max_t=1)
     assert len(out["results"]) == 2
     assert {row["node"] for row in out["results"]} == {cluster["head"], cluster["b"]}
+
+
+def test_job_submitted_to_the_head_trains_on_the_other_node(cluster, tmp_path):
+    """`ray job submit` to the head's job API: the driver runs on the head, its Ray Train worker on node b (the
+    only node with a `node_b` resource), and the run directory lands in storage both nodes see."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run([str(Path(sys.executable).parent / "ray"), "job", "submit", "--address",
+                          cluster["dashboard"], "--working-dir", str(ROOT), "--", "python", "jobs/ae.py",
+                          "--smoke-test", "--ray.worker-resources", "node_b", "1", "--ray.storage", str(tmp_path)],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "succeeded" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = next(tmp_path.glob("ae-mlp-classic__0__*"))
+    (start,) = worker_groups(run_dir)
+    assert start["node_of_rank"] == [cluster["b"]]
+    assert (run_dir / "reconstructions.png").exists() and find_latest_checkpoint(run_dir) is not None
