@@ -349,6 +349,37 @@ def serve_rows() -> list[str]:
     return rows
 
 
+def scale_rows() -> list[str]:
+    rows = ["| check | bar | measured | verdict | command |", "|---|---|---|---|---|"]
+    r = load("submit_latency")
+    if r is not None:
+        m, first = r["median_after_first"], r["jobs"][0]
+        rows.append(f"| `ray job submit` -> first training step, `jobs/ae.py --smoke-test` against a running head "
+                    f"(median of jobs 2-{len(r['jobs'])}; the first {first['submit_to_first_step_s']:.1f} s) | <= 12 s | "
+                    f"{m['submit_to_first_step_s']:.1f} s: driver up {m['driver_s']:.1f} s, Ray connect "
+                    f"{m['ray_init_s']:.1f} s, connect -> first step {m['to_first_step_s']:.1f} s | "
+                    f"{verdict(m['submit_to_first_step_s'] <= 12)} | `{r['command']}` ({r['date']}) |")
+    r = load("fault_drill")
+    if r is not None:
+        for row in r["rows"]:
+            if "recovery_s" not in row:
+                continue
+            ok = row["final_rel_diff"] < 1e-3 and row.get("epochs_reported", list(range(1, r["epochs"] + 1))) == list(
+                range(1, r["epochs"] + 1))
+            rows.append(f"| fault drill, {row['drill']}: finished, final -ELBO vs uninterrupted, each epoch reported "
+                        f"once; recovery (kill -> first step again) | finished, within noise | finished, relative "
+                        f"difference {row['final_rel_diff']:.1e}, recovery {row['recovery_s']:.1f} s"
+                        f"{', resumed at step ' + str(row['resumed_at_step']) if 'resumed_at_step' in row else ''} | "
+                        f"{verdict(ok)} | `{r['command']}` ({r['date']}) |")
+    r = load("gpu_check")
+    if r is not None and not r["device"].startswith("cpu"):
+        for row in r["rows"]:
+            rows.append(f"| GPU check {row['job']} on {r['device']}: samples/s, peak memory, resumed on CPU | "
+                        f"resumes | {row['samples_per_s']:.0f}, {row['gpu_peak_mem_gb']:.2f} GB, "
+                        f"{row['resumed_on_cpu']} | {verdict(row['resumed_on_cpu'])} | `{r['command']}` |")
+    return rows
+
+
 def _value(path: str):
     """`file > key > key` -> the value in benchmarks/results/<file>.json (list items by index)."""
     name, *keys = [k.strip() for k in " ".join(path.split()).split(">")]
@@ -400,7 +431,7 @@ def main() -> int:
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
                                                   "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
-                                                  "serve_load", "serve_load_fast",
+                                                  "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [
@@ -417,6 +448,7 @@ def main() -> int:
         "## CPU training step by precision and memory format", "", *precision_rows(), "",
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
         "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
+        "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]
     notes = HERE / "NOTES.md"
     if notes.exists():

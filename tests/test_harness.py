@@ -66,3 +66,22 @@ def test_precision_auto_is_fp32_on_cpu_and_bf16_when_asked():
         assert conv(x).dtype == torch.float32
     with pytest.raises(ValueError, match="precision"):
         autocast_for(torch.device("cpu"), "fp8")
+
+
+def test_rng_untouched_leaves_every_global_stream_where_it_was():
+    """Tune trials compute a metric after each checkpoint (building a model: random init); it must not advance the
+    streams the checkpoint saved before it, or a resumed trial draws differently from the uninterrupted one."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from genlab.core.seeding import rng_untouched, seed_everything
+
+    seed_everything(3)
+    expected = (torch.rand(2), np.random.rand(2), random.random())
+    seed_everything(3)
+    with rng_untouched():
+        torch.nn.Linear(8, 8), np.random.rand(5), random.random()
+    assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
+    assert random.random() == expected[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import numpy as np
@@ -35,3 +36,14 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def rng_untouched():
+    """Run a side computation (e.g. a metric that builds a model: random init) without advancing the global
+    random streams: a run resumed from a checkpoint taken before it must draw what the uninterrupted run draws."""
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(saved)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from genlab.core.runtime import Batch, LocalRuntime
+from genlab.core.seeding import rng_untouched
 
 
 class TuneRuntime(LocalRuntime):
@@ -28,7 +29,8 @@ class TuneRuntime(LocalRuntime):
         from ray import tune
 
         if checkpoint is not None and self.extra is not None:
-            metrics = metrics | self.extra(checkpoint)
+            with rng_untouched():  # the checkpoint holds the RNG state from before this metric
+                metrics = metrics | self.extra(checkpoint)
         metrics = {(self.eval_as + k.removeprefix("eval/") if k.startswith("eval/") else k): v
                    for k, v in metrics.items()}
         super().report(metrics, checkpoint)
