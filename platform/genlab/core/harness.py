@@ -2,9 +2,10 @@
 
 A family builds its `TrainState` and writes its `# ALGO LOGIC` step (`step_fn(batch) -> {name: value}`) and its
 evaluation (`eval_fn() -> {"eval/...": ...}` each epoch, `final_fn()` once at the end, rank 0 only). `fit` owns
-the rest: resume from the runtime's latest checkpoint (metrics reported after it forgotten), rank 0's weights on every rank, epochs and steps, the
-data-wait timing, perf metrics, one progress bar, windowed metrics every `log_every` steps, a checkpoint per
-epoch (with every rank's RNG), a time budget, replica health checks and the collective final report.
+the rest: resume from the runtime's latest checkpoint (forgetting metrics reported after it), rank 0's weights on
+every rank, epochs and steps, the data-wait timing, perf metrics, one progress bar, windowed metrics every
+`log_every` steps, a checkpoint per epoch (with every rank's RNG), a time budget, replica health checks and the
+collective final report.
 An "epoch" is `steps_per_epoch` steps: a pass over the data, or (episodic families) one validation period.
 """
 

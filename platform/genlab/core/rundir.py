@@ -38,8 +38,9 @@ class MetricsWriter:
     def rewind(self, step: int) -> None:
         """Drop the records after `step`: a run that resumes from the checkpoint of `step` (or restarts from 0
         because a worker died before its first checkpoint was committed) redoes that work and reports it again."""
-        kept = [r for r in read_metrics(self.path) if r["step"] <= step]
-        if len(kept) < len(read_metrics(self.path)):
+        records = read_metrics(self.path)
+        kept = [r for r in records if r["step"] <= step]
+        if len(kept) < len(records):
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept))
             tmp.replace(self.path)

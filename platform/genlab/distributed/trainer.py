@@ -34,8 +34,8 @@ class RayConfig:
     AMX or AVX-512 BF16); 'fp32': no autocast anywhere."""
     data_backend: str = "auto"
     """'ray': workers stream their shard of a Ray Dataset; 'local': each worker reads the parquet shards (on a
-    filesystem every node sees) into memory; 'auto': 'local' for a training set under 512 MB (MNIST: ~8 s less
-    from submit to the first step, benchmarks/submit_latency.py), else 'ray'."""
+    filesystem every node sees) into memory; 'auto': 'local' for a training set under 512 MB (no Ray Data
+    actors to start before the first step, and faster steps in benchmarks/ray_overhead.py), else 'ray'."""
     storage: str = "runs"
     """Where run directories (metrics, figures, checkpoints) go; a shared filesystem on a multi-node cluster."""
     resume: str = ""

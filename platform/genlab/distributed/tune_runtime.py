@@ -26,6 +26,7 @@ class TuneRuntime(LocalRuntime):
         self.merged: dict = {}
 
     def report(self, metrics: dict, checkpoint: Path | None = None) -> None:
+        import ray
         from ray import tune
 
         if checkpoint is not None and self.extra is not None:
@@ -35,8 +36,6 @@ class TuneRuntime(LocalRuntime):
                    for k, v in metrics.items()}
         super().report(metrics, checkpoint)
         self.merged |= metrics
-        import ray
-
         # the node the trial runs on (Tune's own `node_ip` cannot tell apart nodes that share an address)
         tune.report(dict(self.merged) | {"node_id": ray.get_runtime_context().get_node_id()},
                     checkpoint=tune.Checkpoint.from_directory(str(checkpoint)) if checkpoint is not None else None)
