@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from genlab.core.rundir import read_metrics  # any JSON-lines file (worker_groups.jsonl, Tune's result.json)
+
 RESULTS = Path(__file__).parent / "results"
 LOOP = "genlab.autoencoders.train:train"
 ONE_PER_NODE = {"genlab_worker": 1}
@@ -38,10 +40,6 @@ def config(epochs: int):
                        batch_size=64, max_steps_per_epoch=120, eval_images=500, figures=False, progress=False)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def committed(run_dir: Path) -> bool:
     path = run_dir / "checkpoint_manager_snapshot.json"
     return path.exists() and bool(json.loads(path.read_text())["checkpoint_results"])
@@ -49,7 +47,7 @@ def committed(run_dir: Path) -> bool:
 
 def train_drill(name: str, epochs: int, root: Path, fault=None) -> dict:
     """Run the 2-worker job; `fault(run_dir)` (in a thread, once the first checkpoint is committed) breaks it."""
-    from genlab.core.rundir import make_run_dir, read_metrics
+    from genlab.core.rundir import make_run_dir
     from genlab.distributed.trainer import RayConfig, fit
 
     run_dir = make_run_dir(name.replace(", ", "-").replace(" ", "-").replace("(", "").replace(")", ""), 0, root=root)
@@ -68,7 +66,7 @@ def train_drill(name: str, epochs: int, root: Path, fault=None) -> dict:
     thread.join()
     if "m" not in out:
         raise RuntimeError(f"{name}: the run did not finish; see {run_dir}")
-    groups = read_jsonl(run_dir / "worker_groups.jsonl")
+    groups = read_metrics(run_dir / "worker_groups.jsonl")
     epochs_seen = [r["epoch"] for r in read_metrics(run_dir / "metrics.jsonl") if "eval/neg_elbo_nats" in r]
     row = {"drill": name, "wall_s": time.time() - t0, "final_neg_elbo": out["m"]["eval/neg_elbo_nats"],
            "worker_group_starts": len(groups), "resumed_at_step": groups[-1]["start_step"],
@@ -93,14 +91,14 @@ def tune_drill(name: str, epochs: int, root: Path, kill: bool) -> dict:
         reported = []  # the trial's first report with a checkpoint, as Tune wrote it (result.json has the pid)
         while thread.is_alive() and not reported:
             reported = [(t, rows[-1]) for t in path.glob("*/checkpoint_000000")
-                        if (rows := read_jsonl(t.parent / "result.json"))]
+                        if (rows := read_metrics(t.parent / "result.json"))]
             time.sleep(0.05)
         (trial, last), = [(t.parent, r) for t, r in reported]
         pid = last["pid"]
         killed_at = time.time()
         os.kill(pid, signal.SIGKILL)
         while thread.is_alive():  # the restarted trial reports again from another process
-            pids = {r["pid"] for r in read_jsonl(trial / "result.json")}
+            pids = {r["pid"] for r in read_metrics(trial / "result.json")}
             if len(pids) > 1:
                 row["recovery_s"] = time.time() - killed_at  # its first report after the restart
                 break
@@ -131,7 +129,7 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="fault-drill-"))
 
     def kill_worker_on_b(run_dir: Path) -> None:
-        (start,) = read_jsonl(run_dir / "worker_groups.jsonl")
+        (start,) = read_metrics(run_dir / "worker_groups.jsonl")
         os.kill(start["pid_of_rank"][start["node_of_rank"].index(nodes["b"].node_id)], signal.SIGKILL)
 
     def lose_node_b(run_dir: Path) -> None:

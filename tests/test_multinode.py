@@ -7,7 +7,6 @@ share of cluster.yaml."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,17 +19,12 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.core.checkpoint import find_latest_checkpoint
 from genlab.core.rundir import make_run_dir, read_metrics
 from genlab.distributed.trainer import RayConfig, fit
+from tests.serve_helpers import free_port
 
 pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = "genlab.autoencoders.train:train"
 ONE_PER_NODE = {"genlab_worker": 1}  # each node has one: workers that need one cannot share a node
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +56,7 @@ def tiny(epochs: int = 4) -> TrainConfig:
 
 
 def worker_groups(run_dir) -> list[dict]:
-    path = run_dir / "worker_groups.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return read_metrics(run_dir / "worker_groups.jsonl")
 
 
 def committed(run_dir) -> list[dict]:

@@ -95,15 +95,16 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
     from ray.train.torch import TorchTrainer
 
     sizes = {split: _count_rows(d) for split, d in shard_dirs.items()}
+    small = bool(shard_dirs) and _bytes(shard_dirs["train"]) <= SMALL_DATASET_BYTES
     backend = ray_cfg.data_backend
     if backend == "auto":
-        backend = "ray" if shard_dirs and _bytes(shard_dirs["train"]) > SMALL_DATASET_BYTES else "local"
+        backend = "ray" if shard_dirs and not small else "local"
     datasets = None
     if backend == "ray" and shard_dirs:
         # Read once, before the workers take their CPUs: on a small machine the workers hold every CPU, and
         # streaming read tasks scheduled during training would wait forever. The blocks then sit in the object
         # store and each worker streams its shard of them.
-        datasets = {"train": _train_dataset(ray, shard_dirs["train"])}
+        datasets = {"train": _train_dataset(ray, shard_dirs["train"], small)}
     trainer = TorchTrainer(
         train_loop_per_worker=_worker_loop,
         train_loop_config={"loop": loop, "config_cls": config_cls, "config": to_dict(config),
@@ -148,11 +149,11 @@ def _bytes(directory: str) -> int:
     return sum(p.stat().st_size for p in Path(directory).glob("*.parquet"))
 
 
-def _train_dataset(ray, directory: str):
+def _train_dataset(ray, directory: str, small: bool):
     """The Ray Dataset the workers stream their shards of, in the object store before training starts.
     A small set is read by this driver and put in as 16 blocks: no read tasks, no reader actors (MNIST: the
     first step ~7 s sooner than with read_parquet here); a large one is read by Ray Data's parallel readers."""
-    if _bytes(directory) > SMALL_DATASET_BYTES:
+    if not small:
         return ray.data.read_parquet(directory).materialize()
     table = pq.read_table(directory)
     step = -(-table.num_rows // 16)
