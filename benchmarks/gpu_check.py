@@ -64,8 +64,9 @@ def check_job(name: str, steps: int, workers: int, dry_run: bool, storage: Path)
     if saved is None or load_train_state(saved)["epoch"] != 1:
         raise RuntimeError(f"{name}: no epoch-1 checkpoint in {run_dir}")
     cpu = dataclasses.replace(gpu, use_gpu=False, stop_after_s=0, resume=str(run_dir))
-    _, resumed = run_training_job(cfg.run_name(), loop, cfg, cpu, cfg.dataset)  # epoch 2 on the CPU
-    row["resumed_on_cpu"] = resumed.get("epoch") == 2 and resumed.get("step") == 2 * steps
+    resumed_dir, resumed = run_training_job(cfg.run_name(), loop, cfg, cpu, cfg.dataset)  # epoch 2 on the CPU
+    row["resumed_on_cpu"] = (resumed_dir == run_dir and resumed.get("epoch") == 2
+                             and resumed.get("step") == 2 * steps)
     row["final"] = {k: v for k, v in resumed.items() if k.startswith(("eval/", "test/"))}
     print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "final"}),
           flush=True)
