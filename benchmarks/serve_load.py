@@ -1,12 +1,15 @@
 """Load on the Serve search app (chapter 5.7): latency percentiles, throughput and errors of text search over
-HTTP, the query's embedding included; loopback only, bounded in requests and seconds.
+HTTP, the query's embedding included, or (--pipeline) of text-to-image generation, one image per request;
+loopback only, bounded in requests and seconds.
 
     # start the app (embedded Ray) over a 100k index, measure batched and unbatched encoders one after the other:
     python benchmarks/serve_load.py --weights runs/clip-rn__0__<time> --index-dir runs/index100k
     # or load an app that is already up:
     python benchmarks/serve_load.py --url http://127.0.0.1:8000 --clients 16 --seconds 60
+    # the final system: /api/generate through text encoder -> prior -> decoder + refiner
+    python benchmarks/serve_load.py --pipeline runs/pipeline__0__<time> --index-dir <empty dir>
 
--> benchmarks/results/serve_load.json (with --weights) and a table on stdout.
+-> benchmarks/results/serve_load.json (with --weights; serve_generate.json with --pipeline) and a table on stdout.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ def check_loopback(url: str) -> None:
         raise SystemExit(f"{url}: this load generator only targets loopback (127.0.0.1)")
 
 
-async def load(url: str, clients: int, seconds: float, max_requests: int, k: int = 10) -> dict:
-    """`clients` closed-loop clients send text searches until `seconds` pass or `max_requests` are sent."""
+async def load(url: str, clients: int, seconds: float, max_requests: int, k: int = 10, generate: bool = False) -> dict:
+    """`clients` closed-loop clients send text searches (or one-image generations) until `seconds` pass or
+    `max_requests` are sent."""
     check_loopback(url)
     texts = queries(max_requests)
     latencies, errors, statuses = [], 0, {}
@@ -54,11 +58,13 @@ async def load(url: str, clients: int, seconds: float, max_requests: int, k: int
             q = texts[sent]
             sent += 1
             t0 = time.perf_counter()
+            request = (session.post(f"{url}/api/generate", json={"prompt": q, "num_images": 1, "seed": sent})
+                       if generate else session.get(f"{url}/api/search", params={"q": q, "k": k}))
             try:
-                async with session.get(f"{url}/api/search", params={"q": q, "k": k}) as r:
+                async with request as r:
                     body = await r.read()
                     statuses[r.status] = statuses.get(r.status, 0) + 1
-                    if r.status != 200 or b'"results"' not in body:
+                    if r.status != 200 or (b'"images"' if generate else b'"results"') not in body:
                         errors += 1
                         continue
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -106,8 +112,9 @@ def fuzz(url: str, max_examples: int, workdir: Path, seed: int = 0, timeout_s: f
 
 
 def measure(url: str, args) -> dict:
-    one = asyncio.run(load(url, 1, args.single_seconds, args.single_requests))
-    many = asyncio.run(load(url, args.clients, args.seconds, args.max_requests))
+    generate = bool(args.pipeline)
+    one = asyncio.run(load(url, 1, args.single_seconds, args.single_requests, generate=generate))
+    many = asyncio.run(load(url, args.clients, args.seconds, args.max_requests, generate=generate))
     return {"one_client": one, f"{args.clients}_clients": many}
 
 
@@ -117,7 +124,7 @@ def start_app(args, batching: bool) -> str:
     from genlab.serve.search_app import build_app
 
     serve.run(build_app({"weights": args.weights, "index_dir": args.index_dir, "allowed_root": "runs",
-                         "batching": batching}), name="search", route_prefix="/",
+                         "batching": batching, "pipeline": args.pipeline}), name="search", route_prefix="/",
               logging_config={"enable_access_log": False})
     return "http://127.0.0.1:8000"
 
@@ -127,6 +134,8 @@ def main() -> None:
     p.add_argument("--url", default="", help="load an app already up here (loopback only)")
     p.add_argument("--weights", default="", help="start the app (embedded Ray) with these CLIP weights")
     p.add_argument("--index-dir", default="runs/index100k", help="the index the started app serves")
+    p.add_argument("--pipeline", default="", help="start the app with this text-to-image pipeline (a jobs/pipeline.py "
+                   "run) and load /api/generate instead of search")
     p.add_argument("--batching", choices=["both", "on", "off"], default="both",
                    help="encoders with @serve.batch, without, or both one after the other (same load)")
     p.add_argument("--fast-ingress", action="store_true", help="Serve's HAProxy mode (see jobs/serve_search.py)")
@@ -143,8 +152,8 @@ def main() -> None:
         asyncio.run(load(args.url, 1, 30, args.warmup))
         print(json.dumps(measure(args.url, args), indent=1))
         return
-    if not args.weights:
-        p.error("give --url of a running app, or --weights to start one")
+    if not (args.weights or args.pipeline):
+        p.error("give --url of a running app, or --weights (or --pipeline) to start one")
     from genlab.distributed.env import init_ray
     from genlab.serve.search_app import configure_serve_env
 
@@ -156,7 +165,7 @@ def main() -> None:
     out = {"mode": "fast ingress (HAProxy)" if args.fast_ingress else "Serve's default proxy"}
     for batching in {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]:
         url = start_app(args, batching)
-        asyncio.run(load(url, 4, 30, args.warmup))
+        asyncio.run(load(url, 4, 30, args.warmup, generate=bool(args.pipeline)))
         out["batched" if batching else "unbatched"] = measure(url, args)
         print(json.dumps(out, indent=1), flush=True)
         if args.fuzz_examples and "fuzz" not in out:  # against the first app measured (batched unless --batching off)
@@ -169,12 +178,14 @@ def main() -> None:
                 "health_after": status, "app": "batched" if batching else "unbatched"}
             print(json.dumps(out["fuzz"], indent=1), fuzzed["output_tail"][-1500:], flush=True)
     serve.shutdown()
-    out |= {"index_dir": args.index_dir, "index_size": json.loads((Path(args.index_dir) / "index.json").read_text())
-            ["count"], "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, text search k=10",
+    index = Path(args.index_dir) / "index.json"
+    what = "one-image generations" if args.pipeline else "text search k=10"
+    out |= {"index_dir": args.index_dir, "index_size": json.loads(index.read_text())["count"] if index.exists() else 0,
+            "pipeline": args.pipeline, "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, {what}",
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator"}
     (HERE / "results").mkdir(exist_ok=True)
-    name = "serve_load_fast.json" if args.fast_ingress else "serve_load.json"
+    name = ("serve_generate" if args.pipeline else "serve_load") + ("_fast" if args.fast_ingress else "") + ".json"
     (HERE / "results" / name).write_text(json.dumps(out, indent=2) + "\n")
 
 

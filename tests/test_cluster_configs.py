@@ -193,6 +193,19 @@ def test_rayservice_carries_the_search_apps_serve_config():
     assert index_store["num_replicas"] == 1  # the one writer of the index
 
 
+def test_generate_serve_config_is_the_search_app_with_the_pipeline_stages():
+    (search,) = load(ROOT / "jobs" / "serve_search.yaml")["applications"]
+    config = load(ROOT / "jobs" / "serve_generate.yaml")
+    ServeDeploySchema.model_validate(config)
+    (app,) = config["applications"]
+    assert app["import_path"] == search["import_path"] and app["args"]["pipeline"]
+    names = [d["name"] for d in app["deployments"]]
+    assert names == [d["name"] for d in search["deployments"]] + ["PriorStage", "ImageGenerator"]
+    cpus = sum(d["ray_actor_options"]["num_cpus"] * d.get("num_replicas", d.get("autoscaling_config", {}).get(
+        "max_replicas", 1)) for d in app["deployments"])
+    assert cpus <= 2, cpus  # fits this 2-core machine at its largest
+
+
 def test_dockerfile_builds_on_rays_image_at_our_version():
     dockerfile = (ROOT / "cluster" / "Dockerfile").read_text()
     assert f"FROM rayproject/ray:{IMAGE_TAG}-gpu" in dockerfile

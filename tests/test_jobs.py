@@ -118,17 +118,20 @@ def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
 
 def test_help_documents_fields():
     jobs = ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
-            "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py", "jobs/serve_search.py"]
+            "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py", "jobs/serve_search.py", "jobs/pipeline.py",
+            "jobs/serve_generate.py"]
     procs = {job: subprocess.Popen([sys.executable, job, "--help"], cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True) for job in jobs}  # side by side: imports dominate
     outs = {job: p.communicate(timeout=300) for job, p in procs.items()}
     for job, (stdout, stderr) in outs.items():
         assert procs[job].returncode == 0, stderr[-2000:]
-        if job not in ("jobs/rl.py", "jobs/serve_search.py"):
+        if job not in ("jobs/rl.py", "jobs/serve_search.py", "jobs/serve_generate.py"):
             assert "--smoke-test" in stdout and "--ray.num-workers" in stdout, job
     stdout = outs["jobs/rl.py"][0]
     assert "--as-test" in stdout and "--dqn.double-dqn" in stdout and "--rllib-ppo.lr" in stdout
     assert "--allowed-root" in outs["jobs/serve_search.py"][0] and "--fast-ingress" in outs["jobs/serve_search.py"][0]
+    assert "--pipeline" in outs["jobs/serve_generate.py"][0]
+    assert "--prior.image-embed-frac" in outs["jobs/pipeline.py"][0] and "--refiner.l1-weight" in outs["jobs/pipeline.py"][0]
 
 
 def test_bad_input_is_a_clear_error():

@@ -2,6 +2,7 @@
 (text, image and zero-shot search, indexing a folder, persistence, a killed replica, a config reload), the web page
 in a real browser (Debian's chromium driven by playwright), and a bounded fuzz of the OpenAPI schema."""
 
+import base64
 import io
 import json
 import os
@@ -21,6 +22,7 @@ import pytest
 from PIL import Image
 
 from genlab.serve.media import RequestError, decode_upload, images_under, resolve_folder
+from pipeline_helpers import tiny_pipeline
 from serve_helpers import build_caption_index, free_port, train_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,15 +86,16 @@ def app(tmp_path_factory):
     work = tmp_path_factory.mktemp("serve")
     weights = train_tiny_clip(work / "clip")
     _, attrs = build_caption_index(weights, work / "index")
+    pipeline = tiny_pipeline(work / "pipeline", weights)  # untrained prior, VAE, refiner: the mechanics only
     root = work / "root"
     (root / "shapes").mkdir(parents=True)
     for i, rgb in enumerate([(220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 230, 20)]):
         (root / "shapes" / f"{i}.png").write_bytes(png(rgb, (48, 40)))
     ray.init(address="local", num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False)
     port = free_port()
-    url = start_search(ServeArgs(weights=str(weights), index_dir=str(work / "index"), allowed_root=str(root),
-                                 port=port)).rstrip("/")
-    yield {"url": url, "attrs": attrs, "root": root, "work": work, "weights": weights}
+    url = start_search(ServeArgs(index_dir=str(work / "index"), allowed_root=str(root), port=port,
+                                 pipeline=str(pipeline))).rstrip("/")
+    yield {"url": url, "attrs": attrs, "root": root, "work": work, "weights": weights, "pipeline": pipeline}
     serve.shutdown()
     ray.shutdown()
 
@@ -191,6 +194,58 @@ def test_bad_input_gets_its_4xx_and_the_server_stays_up(app):
     assert call(f"{u}/api/health")[0] == 200
 
 
+def _decode_data_url(url: str) -> np.ndarray:
+    assert url.startswith("data:image/png;base64,")
+    return np.array(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+@pytest.mark.ray
+def test_generate_serves_raw_and_refined_images_that_a_seed_reproduces(app):
+    import torch
+
+    from genlab.pipeline import TextToImagePipeline
+
+    request = {"prompt": "a seven", "num_images": 3, "seed": 5}
+    status, out = post_json(app, "/api/generate", request)
+    assert status == 200 and len(out["images"]) == len(out["raw"]) == 3
+    assert set(out["timings_ms"]) == {"text_encoder", "prior", "generator", "total"}
+    refined = np.stack([_decode_data_url(u) for u in out["images"]])
+    assert refined.shape == (3, 28, 28)
+    assert post_json(app, "/api/generate", request)[1]["images"] == out["images"]
+    assert post_json(app, "/api/generate", request | {"seed": 6})[1]["images"] != out["images"]
+    # the served stages give what the pipeline object gives in-process
+    ref = TextToImagePipeline.from_pretrained(app["pipeline"])("a seven", 3, seed=5)
+    expected = (ref.images[:, 0] * 255).round().to(torch.uint8).numpy()
+    assert np.abs(refined.astype(int) - expected).max() <= 1
+    status, grid = call(f"{app['url']}/api/generate.png?q=a%20seven&n=4&seed=1")
+    assert status == 200 and Image.open(io.BytesIO(grid)).size == (4 * 30 + 2, 2 * 30 + 2)
+    status, grid = call(f"{app['url']}/api/generate.png?q=a%20seven&n=4&seed=1&stage=refined")
+    assert status == 200 and Image.open(io.BytesIO(grid)).size == (4 * 30 + 2, 30 + 2)
+
+
+@pytest.mark.ray
+def test_bad_generate_requests_get_a_4xx_and_the_server_stays_up(app):
+    u = app["url"]
+    json_headers = {"Content-Type": "application/json"}
+    cases = {
+        "empty prompt": (post_json(app, "/api/generate", {"prompt": ""})[0], {422}),
+        "blank prompt": (post_json(app, "/api/generate", {"prompt": "   "})[0], {422}),
+        "10,000-character prompt": (post_json(app, "/api/generate", {"prompt": "seven " * 1667})[0], {422}),
+        "num_images 0": (post_json(app, "/api/generate", {"prompt": "a 7", "num_images": 0})[0], {422}),
+        "num_images 10,000": (post_json(app, "/api/generate", {"prompt": "a 7", "num_images": 10_000})[0], {422}),
+        "negative seed": (post_json(app, "/api/generate", {"prompt": "a 7", "seed": -1})[0], {422}),
+        "non-UTF-8 body": (call(f"{u}/api/generate", b'{"prompt": "\xff\xfe seven"}', json_headers)[0], {400, 422}),
+        "not JSON": (call(f"{u}/api/generate", b"prompt=seven", json_headers)[0], {422}),
+        "non-UTF-8 query": (call(f"{u}/api/generate.png?q=%FF%FEseven")[0], {422}),
+        "n=1000 grid": (call(f"{u}/api/generate.png?q=seven&n=1000")[0], {422}),
+        "unknown stage": (call(f"{u}/api/generate.png?q=seven&stage=latent")[0], {422}),
+    }
+    wrong = {name: got for name, (got, want) in cases.items() if got not in want}
+    assert not wrong, wrong
+    assert call(f"{u}/api/health")[0] == 200
+    assert post_json(app, "/api/generate", {"prompt": "a seven", "num_images": 1})[0] == 200
+
+
 @pytest.mark.ray
 def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
     """(An app started afresh over an index on disk: the `serve deploy` step of tests/test_ray_integration.py.)"""
@@ -231,7 +286,7 @@ def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
 
     other = app["work"] / "other-index"
     build_caption_index(app["weights"], other, split="test_templates")
-    args = {"weights": str(app["weights"]), "index_dir": str(other), "allowed_root": str(app["root"])}
+    args = {"pipeline": str(app["pipeline"]), "index_dir": str(other), "allowed_root": str(app["root"])}
 
     def stats() -> dict:
         return json.loads(call(f"{app['url']}/api/stats")[1])
@@ -284,6 +339,26 @@ def test_the_page_in_a_real_browser(app):
         page.wait_for_selector("#error:not([hidden])")
         assert "403" in page.locator("#error").text_content()
         page.screenshot(path=str(ARTIFACTS / "search_page_error.png"), full_page=True)
+        # the Generate tab: raw decodes and refined images side by side, a seed that reproduces them
+        page.click("#tab-generate")
+        page.fill("#prompt", "the digit 7, small, written in red")
+        page.select_option("#num-images", "4")
+        page.fill("#seed", "3")
+        page.click("#generate-form button[type=submit]")
+        page.wait_for_function("[...document.querySelectorAll('#generated .refined img')].length === 4 && "
+                               "[...document.querySelectorAll('#generated img')].every(i => i.complete && "
+                               "i.naturalWidth === 28)")
+        assert page.locator("#generated .raw img").count() == 4
+        assert "seed 3" in page.locator("#generate-summary").text_content()
+        first = page.locator("#generated .refined img").first.get_attribute("src")
+        page.click("#generate-form button[type=submit]")  # the same seed: the same images
+        page.wait_for_function("document.querySelector('#generate-summary').textContent.includes('ms:')")
+        assert page.locator("#generated .refined img").first.get_attribute("src") == first
+        page.screenshot(path=str(ARTIFACTS / "generate_page.png"), full_page=True)
+        page.fill("#prompt", " ")
+        page.click("#generate-form button[type=submit]")
+        page.wait_for_selector("#error:not([hidden])")
+        assert "digit" in page.locator("#error").text_content()
         browser.close()
 
 

@@ -118,6 +118,12 @@ def find_latest_checkpoint(run_dir: str | Path) -> Path | None:
     return max(ray_ckpts, key=lambda p: p.name) if ray_ckpts else None
 
 
+def newest_run(root: str | Path, pattern: str) -> Path | None:
+    """The most recently written run directory under `root` matching `pattern` that has a checkpoint."""
+    runs = [p for p in Path(root).glob(pattern) if p.is_dir() and find_latest_checkpoint(p)]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
 def step_checkpoints(root: str | Path) -> list[Path]:
     """The `step_<n>` checkpoint directories under root, oldest first."""
     root = Path(root)

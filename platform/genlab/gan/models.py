@@ -34,6 +34,9 @@ class GANConfig:
     """Conditional G: size of the label embedding concatenated to z."""
     image_size: int = 28
     """Side of the (square, single-channel) images; must be divisible by 4."""
+    d_in_channels: int = 1
+    """Channels D takes: 1 for images; 2 for a conditional D that sees (input, output) pairs (the pix2pix
+    refiner of the text-to-image pipeline)."""
 
     def __post_init__(self):
         if self.latent_dim < 1 or self.image_size % 4:
@@ -75,7 +78,7 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
-        layers, c_in, size = [], 1, cfg.image_size
+        layers, c_in, size = [], cfg.d_in_channels, cfg.image_size
         for i, c_out in enumerate(cfg.d_channels):
             layers += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2),
                        nn.Dropout2d(cfg.d_dropout)]

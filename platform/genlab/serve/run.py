@@ -1,4 +1,4 @@
-"""Body of jobs/serve_search.py: start (or attach to) Ray, deploy the search app, print its URL, serve."""
+"""Body of jobs/serve_search.py and jobs/serve_generate.py: start (or attach to) Ray, deploy the search app, print its URL, serve."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ class ServeArgs:
     """Ray Serve's throughput mode: HAProxy in front of the ingress replica, gRPC between replicas, user code on
     the replica's own event loop. Faster here (benchmarks/RESULTS.md), but HAProxy's stats and metrics ports bind
     every interface and its process can outlive `ray stop`: off by default."""
+    pipeline: str = ""
+    """A text-to-image pipeline (jobs/pipeline.py's run directory or its pipeline/): adds the page's Generate tab
+    and /api/generate; its CLIP then serves search too. Empty: search only."""
     duration: float = 0
     """Serve this many seconds, then shut down (0: until Ctrl-C)."""
 
@@ -43,7 +46,7 @@ def start_search(args: ServeArgs) -> str:
     from genlab.distributed.env import init_ray
     from genlab.serve.search_app import configure_serve_env
 
-    model, weights = serving_weights(args.weights, args.model)  # bad weights fail here, before Ray starts
+    model, weights = serving_weights(args.weights, args.model, args.pipeline)  # bad inputs fail before Ray starts
     index_dir = repo_path(args.index_dir)
     if args.source and not (index_dir / "index.json").exists():
         from genlab.distributed.index_job import IndexArgs, run_index_job
@@ -57,7 +60,8 @@ def start_search(args: ServeArgs) -> str:
     from genlab.serve.search_app import build_app
 
     serve.start(http_options={"host": args.host, "port": args.port})
-    config = asdict(args) | {"model": model, "weights": weights, "index_dir": str(index_dir)}
+    config = asdict(args) | {"model": model, "weights": "" if args.pipeline else weights,
+                             "index_dir": str(index_dir)}
     serve.run(build_app(config), name="search", route_prefix="/",
               logging_config={"enable_access_log": args.access_log})
     return f"http://{args.host}:{args.port}/"
@@ -68,7 +72,8 @@ def serve_search(args: ServeArgs) -> str:
     from ray import serve
 
     url = start_search(args)
-    print(f"genlab search is up: {url} (API docs: {url}docs); Ctrl-C stops it", flush=True)
+    what = f"genlab search and text-to-image is up: {url}#generate" if args.pipeline else f"genlab search is up: {url}"
+    print(f"{what} (API docs: {url}docs); Ctrl-C stops it", flush=True)
     try:
         deadline = time.monotonic() + args.duration if args.duration else float("inf")
         while time.monotonic() < deadline:

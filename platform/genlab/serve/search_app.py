@@ -12,11 +12,12 @@ Built by `build_app(args)`: from Python (`jobs/serve_search.py`) or from a Serve
 """
 
 import asyncio
+import json
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
@@ -27,6 +28,8 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
+from genlab.serve.generate import (MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES, GenerateRequest, GenerateResponse,
+                                   ImageGenerator, PriorStage, data_url, grid, png, run_pipeline)
 from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, resolve_folder, \
     thumbnail
 
@@ -247,10 +250,12 @@ Kind = Annotated[int, Query(ge=1, le=MAX_K, description=f"results to return (1..
 @serve.ingress(api)
 class SearchApi:
     def __init__(self, text: DeploymentHandle, image: DeploymentHandle, index: DeploymentHandle, model: str,
-                 allowed_root: str, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_folder_images: int = 20_000):
+                 allowed_root: str, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_folder_images: int = 20_000,
+                 prior: DeploymentHandle | None = None, generator: DeploymentHandle | None = None):
         from genlab.multimodal.models import tower_image_size
 
         self.text, self.image, self.index = text, image, index
+        self.prior, self.generator = prior, generator  # the text-to-image pipeline's stages, when deployed
         self.image_size = tower_image_size(model)
         self.root = repo_path(allowed_root).resolve()
         self.max_upload_bytes, self.max_folder_images = max_upload_bytes, max_folder_images
@@ -270,7 +275,7 @@ class SearchApi:
     @api.get("/api/health")
     async def health(self) -> dict:
         stats = await self.index.stats.remote()
-        return {"status": "ok", "count": stats["count"]}
+        return {"status": "ok", "count": stats["count"], "generate": self.generator is not None}
 
     @api.get("/api/stats", response_model=StatsResponse)
     async def stats(self) -> dict:
@@ -346,6 +351,37 @@ class SearchApi:
             raise HTTPException(404, "no indexed image with this id")
         return Response(png, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
+    # -- text to image (the final system) ---------------------------------------------------------------------
+    @api.post("/api/generate", response_model=GenerateResponse)
+    async def generate(self, body: GenerateRequest) -> dict:
+        out = await self._generate(body)
+        return {k: v for k, v in out.items() if not k.endswith("_arrays")} | {
+            "images": [data_url(i) for i in out["refined_arrays"]], "raw": [data_url(i) for i in out["raw_arrays"]]}
+
+    @api.get("/api/generate.png", responses={200: {"content": {"image/png": {}}}})
+    async def generate_png(self, q: Annotated[str, Query(min_length=1, max_length=MAX_PROMPT_CHARS,
+                                                         description="what to draw")],
+                           n: Annotated[int, Query(ge=1, le=MAX_SERVED_IMAGES, description="images")] = 4,
+                           seed: Annotated[int, Query(ge=0, le=MAX_SEED)] = 0,
+                           temperature: Annotated[float, Query(ge=0.0, le=2.0)] = 1.0,
+                           stage: Annotated[Literal["both", "refined", "raw"], Query()] = "both"):
+        """A PNG grid (row 1: raw decodes, row 2: refined, for stage=both); timings in the X-Timings-Ms header."""
+        out = await self._generate(GenerateRequest(prompt=q, num_images=n, seed=seed, temperature=temperature))
+        rows = {"both": [out["raw_arrays"], out["refined_arrays"]], "raw": [out["raw_arrays"]],
+                "refined": [out["refined_arrays"]]}[stage]
+        return Response(png(grid(rows)), media_type="image/png",
+                        headers={"X-Timings-Ms": json.dumps(out["timings_ms"]), "Cache-Control": "no-store"})
+
+    async def _generate(self, req: GenerateRequest) -> dict:
+        if self.generator is None:
+            raise HTTPException(503, "text-to-image is not deployed in this app: start it with "
+                                     "`python jobs/serve_generate.py` (a pipeline of jobs/pipeline.py)")
+        if not req.prompt.strip():
+            raise HTTPException(422, "the prompt is empty: describe a digit, e.g. 'a seven' or 'the digit 3'")
+        if "\ufffd" in req.prompt:
+            raise HTTPException(422, "the prompt is not valid UTF-8 text")
+        return await run_pipeline(self.text, self.prior, self.generator, req)
+
     # -- helpers --------------------------------------------------------------------------------------------
     async def _upload(self, request: Request, file: UploadFile) -> np.ndarray:
         length = request.headers.get("content-length", "")
@@ -368,20 +404,30 @@ class SearchApi:
 
 def newest_clip_run(root: Path = REPO / "runs") -> str:
     """The most recently written CLIP run under runs/ that has a checkpoint (the default weights to serve)."""
-    from genlab.core.checkpoint import find_latest_checkpoint
+    from genlab.core.checkpoint import newest_run
 
-    runs = sorted((p for p in root.glob("clip-*") if p.is_dir() and find_latest_checkpoint(p)),
-                  key=lambda p: p.stat().st_mtime)
-    if not runs:
+    run = newest_run(root, "clip-*")
+    if run is None:
         raise FileNotFoundError(f"no trained CLIP under {root}: train one with `python jobs/clip.py` (about 35 min "
                                 "here; --smoke-test for a minute) or pass --weights <run dir | checkpoint | tag>")
-    return str(runs[-1])
+    return str(run)
 
 
-def serving_weights(weights: str, model: str) -> tuple[str, str]:
-    """(model, weights file or tag) from what a user deploys with; checked before any replica starts."""
+def serving_weights(weights: str, model: str, pipeline: str = "") -> tuple[str, str]:
+    """(model, weights file or tag) from what a user deploys with; checked before any replica starts. With a
+    pipeline directory its CLIP serves both search and generation."""
     from genlab.multimodal.models import check_weights, resolve_weights
 
+    if pipeline:
+        from genlab.core.config import load_json
+
+        meta = load_json(pipeline_path(pipeline) / "pipeline.json")
+        clip = str(pipeline_path(pipeline) / "clip" / "model.safetensors")
+        if weights and repo_path(weights).resolve() != Path(clip).resolve():
+            raise ValueError(f"weights {weights!r} and pipeline {pipeline!r}: the pipeline's CLIP serves search "
+                             "too; leave weights empty (or pass the pipeline's clip/model.safetensors)")
+        check_weights(meta["clip_model"], clip)
+        return meta["clip_model"], clip
     weights = weights or newest_clip_run()
     if repo_path(weights).exists():  # a path (relative ones mean the checkout), else an open_clip tag
         weights = str(repo_path(weights))
@@ -390,16 +436,44 @@ def serving_weights(weights: str, model: str) -> tuple[str, str]:
     return model, weights
 
 
+def pipeline_path(pipeline: str) -> Path:
+    """A pipeline directory (or the run directory holding one), checked."""
+    path = repo_path(pipeline)
+    if (path / "pipeline" / "pipeline.json").exists():
+        path = path / "pipeline"
+    if not (path / "pipeline.json").exists():
+        raise FileNotFoundError(f"pipeline {pipeline!r}: no pipeline.json there (write one with "
+                                "`python jobs/pipeline.py`)")
+    return path
+
+
+def newest_pipeline(root: Path = REPO / "runs") -> str:
+    """The newest runs/pipeline-* run's pipeline directory."""
+    runs = sorted((p for p in root.glob("pipeline__*") if (p / "pipeline" / "pipeline.json").exists()),
+                  key=lambda p: p.stat().st_mtime)
+    if not runs:
+        raise FileNotFoundError(f"no pipeline under {root}: build one with `python jobs/pipeline.py` (or "
+                                "--smoke-test for a minute) or pass --pipeline <dir>")
+    return str(runs[-1] / "pipeline")
+
+
 def build_app(args: dict) -> serve.Application:
     """The application from deploy-time arguments (a Serve config's `args`, or jobs/serve_search.py):
     model, weights (a weights file, checkpoint or CLIP run directory; default the newest runs/clip-* run),
-    index_dir, allowed_root, batching, max_upload_bytes, max_folder_images."""
-    model, weights = serving_weights(args.get("weights", ""), args.get("model", "genlab-clip-rn"))
+    index_dir, allowed_root, batching, max_upload_bytes, max_folder_images; pipeline (a jobs/pipeline.py run or
+    its pipeline directory, or "newest": adds text-to-image generation, whose CLIP then serves search too)."""
+    pipeline = args.get("pipeline", "")
+    pipeline = newest_pipeline() if pipeline == "newest" else pipeline
+    model, weights = serving_weights(args.get("weights", ""), args.get("model", "genlab-clip-rn"), pipeline)
     batching = bool(args.get("batching", True))
     index_dir = args.get("index_dir", "runs/index")
+    stages = {}
+    if pipeline:
+        directory = str(pipeline_path(pipeline))
+        stages = {"prior": PriorStage.bind(directory), "generator": ImageGenerator.bind(directory, batching)}
     return SearchApi.bind(
         TextEncoder.bind(model, weights, batching),
         ImageEncoder.bind(model, weights, batching),
         IndexStore.options(user_config={"index_dir": index_dir}).bind(model, weights),
         model, args.get("allowed_root", "runs"),
-        int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)))
+        int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)), **stages)

@@ -1,4 +1,4 @@
-// The search page: talks only to this app's /api endpoints.
+// The search and text-to-image page: talks only to this app's /api endpoints.
 const $ = (id) => document.getElementById(id);
 
 function showError(message) {
@@ -110,6 +110,73 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("over");
   searchImage(e.dataTransfer.files[0]);
 });
+function showTab(name) {
+  for (const tab of ["search", "generate"]) {
+    $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
+    $(`${tab}-panel`).hidden = tab !== name;
+  }
+  showError("");
+  if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+}
+
+function imageRow(label, urls, className) {
+  const row = document.createElement("div");
+  row.className = `stage ${className}`;
+  const title = document.createElement("h3");
+  title.textContent = label;
+  row.append(title, ...urls.map((url, i) => {
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = `${label} ${i + 1}`;
+    return img;
+  }));
+  return row;
+}
+
+async function generate(event) {
+  event.preventDefault();
+  const prompt = $("prompt").value.trim();
+  if (!prompt) return showError("Describe a digit, e.g. 'a seven' or 'the digit 3, written in blue'.");
+  showError("");
+  const button = event.submitter;
+  button.disabled = true;
+  $("generate-summary").textContent = "generating…";
+  try {
+    const r = await call("/api/generate", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt, num_images: Number($("num-images").value), seed: Number($("seed").value),
+                             temperature: Number($("temperature").value) }),
+    });
+    const t = r.timings_ms;
+    $("generate-summary").textContent = `${r.num_images} images for “${r.prompt}” (seed ${r.seed}) in ` +
+      `${t.total} ms: text encoder ${t.text_encoder}, prior ${t.prior}, decoder + refiner ${t.generator} ms`;
+    $("generated").replaceChildren(imageRow("VAE decode", r.raw, "raw"), imageRow("refined", r.images, "refined"));
+  } catch (err) {
+    $("generate-summary").textContent = "";
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function checkGenerate() {
+  try {
+    const h = await call("/api/health");
+    if (!h.generate) {
+      $("generate-form").querySelector("button[type=submit]").disabled = true;
+      $("generate-summary").textContent = "Text-to-image is not deployed here: start the app with " +
+        "`python jobs/serve_generate.py` to use this tab.";
+    }
+  } catch (err) { /* the search tab reports an unreachable server */ }
+}
+
+$("tab-search").addEventListener("click", () => showTab("search"));
+$("tab-generate").addEventListener("click", () => showTab("generate"));
+$("new-seed").addEventListener("click", () => { $("seed").value = Math.floor(Math.random() * 2147483647); });
+$("generate-form").addEventListener("submit", generate);
+showTab(location.hash === "#generate" ? "generate" : "search");
+checkGenerate();
 $("search-form").addEventListener("submit", searchText);
 $("index-form").addEventListener("submit", indexFolder);
 refreshStats();

@@ -1,0 +1,167 @@
+"""Body of jobs/pipeline.py: (train the VAE,) train the prior and the refiner on Ray Train, assemble the
+pipeline, measure its bars. Each stage is a run directory inside the pipeline's run; `--ray.resume <that run>`
+skips finished stages and continues the interrupted one from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.core.checkpoint import find_latest_checkpoint, newest_run, read_checkpoint_config
+from genlab.core.config import load_json, save_json, to_dict
+from genlab.core.rundir import make_run_dir
+from genlab.distributed.env import configure_ray_env
+from genlab.distributed.jobs import setup_logging
+from genlab.distributed.trainer import RayConfig, fit
+from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig, smoke_prior, smoke_refiner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineArgs:
+    clip: str = ""
+    """The CLIP: a jobs/clip.py run directory, a checkpoint or its model.safetensors. Empty: the newest runs/clip-*
+    run with a checkpoint."""
+    clip_model: str = "genlab-clip-rn"
+    """open_clip model name (a genlab run or checkpoint names its own)."""
+    vae: str = ""
+    """A chapter 5.2 VAE (jobs/vae.py run directory or checkpoint). Empty: train one here first (`vae_epochs`)."""
+    vae_epochs: int = 10
+    """Epochs of the conv VAE (latent 32) trained when --vae is empty."""
+    prior: PriorTrainConfig = field(default_factory=PriorTrainConfig)
+    refiner: RefinerTrainConfig = field(default_factory=RefinerTrainConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    eval_per_digit: int = 1000
+    """Images per digit for the final evaluation (one held-out-template prompt each); 0 skips it."""
+    temperature: float = 1.0
+    """Scale of the prior's Gaussians when sampling (lower: more typical, less varied)."""
+    seed: int = 0
+    smoke_test: bool = False
+    """A few steps per stage and a small evaluation: checks everything end to end in about a minute."""
+
+
+def resolve_clip(clip: str, model: str) -> tuple[str, str]:
+    from genlab.multimodal.models import check_weights, resolve_weights
+
+    if not clip:
+        run = newest_run("runs", "clip-*")
+        if run is None:
+            raise FileNotFoundError("no trained CLIP under runs/: train one with `python jobs/clip.py` (about 35 "
+                                    "min here; --smoke-test for a minute) or pass --clip <run dir | checkpoint>")
+        clip = str(run)
+    if not Path(clip).exists():
+        raise FileNotFoundError(f"--clip {clip}: no such file or directory")
+    model, weights = resolve_weights(str(Path(clip).resolve()), model)
+    check_weights(model, weights)
+    return model, weights
+
+
+def _vae_checkpoint(path: str) -> Path:
+    ckpt = find_latest_checkpoint(path) if Path(path).exists() else None
+    if ckpt is None:
+        raise FileNotFoundError(f"--vae {path}: no checkpoint there (train one with `python jobs/vae.py`)")
+    meta = read_checkpoint_config(ckpt)
+    if meta["family"] != "autoencoders" or meta["config"]["model"]["kind"] != "vae":
+        raise ValueError(f"--vae {path}: not a VAE checkpoint ({meta['family']}, {meta['config'].get('model')})")
+    return ckpt.resolve()
+
+
+def _stage(name: str, loop: str, cfg, run_dir: Path, ray_cfg: RayConfig) -> Path:
+    """Train one stage in run_dir/name (resuming it if it has a checkpoint); returns its final checkpoint."""
+    stage_dir = run_dir / name
+    if (stage_dir / "done.json").exists():
+        log.info("stage %s: finished before, kept", name)
+        return find_latest_checkpoint(stage_dir)
+    resume = stage_dir.exists() and find_latest_checkpoint(stage_dir) is not None
+    stage_dir.mkdir(exist_ok=True)
+    save_json(to_dict(cfg), stage_dir / "config.json")
+    log.info("stage %s: %s", name, "resuming" if resume else "training")
+    metrics = fit(loop, cfg, stage_dir, dataclasses.replace(ray_cfg, resume=str(stage_dir) if resume else ""),
+                  "mnist")
+    save_json(metrics, stage_dir / "done.json")
+    return find_latest_checkpoint(stage_dir)
+
+
+def run_pipeline_job(args: PipelineArgs) -> Path:
+    setup_logging()
+    configure_ray_env()
+    clip_model, clip_weights = resolve_clip(args.clip, args.clip_model)  # bad inputs fail before any training
+    vae_ckpt = _vae_checkpoint(args.vae) if args.vae else None
+    ray_cfg = dataclasses.replace(args.ray, use_gpu=False) if args.smoke_test else args.ray
+    if ray_cfg.resume:
+        run_dir = Path(ray_cfg.resume).resolve()
+        if not (run_dir / "job.json").exists():
+            raise FileNotFoundError(f"--ray.resume {run_dir}: not a pipeline run (no job.json)")
+        if load_json(run_dir / "job.json") != json.loads(json.dumps(to_dict(dataclasses.replace(args, ray=RayConfig())))):
+            raise ValueError(f"--ray.resume {run_dir}: its job.json differs from this command's flags; resume with "
+                             "the same flags")
+        ray_cfg = dataclasses.replace(ray_cfg, resume="")
+    else:
+        run_dir = make_run_dir("pipeline", args.seed, root=ray_cfg.storage)
+        save_json(to_dict(dataclasses.replace(args, ray=RayConfig())), run_dir / "job.json")
+
+    if vae_ckpt is None:
+        from genlab.autoencoders.config import smoke_config
+
+        vae_cfg = TrainConfig(model=ModelConfig(kind="vae", arch="conv", latent_dim=32), epochs=args.vae_epochs,
+                              iw_k=0, seed=args.seed, figures=False)
+        vae_cfg = smoke_config(vae_cfg) if args.smoke_test else vae_cfg
+        vae_ckpt = _stage("vae", "genlab.autoencoders.train:train", vae_cfg, run_dir, ray_cfg)
+    vae_meta = read_checkpoint_config(vae_ckpt)
+    parts = FrozenParts(clip_model=clip_model, clip_weights=clip_weights, vae=str(vae_ckpt))
+    embed_dim = _clip_embed_dim(clip_model)
+    prior_cfg = dataclasses.replace(args.prior, parts=parts, seed=args.seed, prior=dataclasses.replace(
+        args.prior.prior, embed_dim=embed_dim, latent_dim=vae_meta["config"]["model"]["latent_dim"]))
+    refiner_cfg = dataclasses.replace(args.refiner, parts=parts, seed=args.seed)
+    if args.smoke_test:
+        prior_cfg, refiner_cfg = smoke_prior(prior_cfg), smoke_refiner(refiner_cfg)
+    prior_ckpt = _stage("prior", "genlab.pipeline.train:train_prior", prior_cfg, run_dir, ray_cfg)
+    refiner_ckpt = _stage("refiner", "genlab.pipeline.train:train_refiner", refiner_cfg, run_dir, ray_cfg)
+
+    pipe_dir = assemble(parts, prior_ckpt, refiner_ckpt, run_dir / "pipeline")
+    print(f"pipeline: {pipe_dir}")
+    from genlab.pipeline import TextToImagePipeline
+    from genlab.pipeline.figures import write_figures
+
+    pipe = TextToImagePipeline.from_pretrained(pipe_dir)
+    write_figures(pipe, run_dir, seed=args.seed, temperature=args.temperature)
+    per_digit = min(args.eval_per_digit, 20) if args.smoke_test else args.eval_per_digit
+    if per_digit:
+        from genlab.pipeline.evaluate import evaluate_pipeline
+
+        report = evaluate_pipeline(pipe, per_digit, seed=args.seed, quick=args.smoke_test,
+                                   temperature=args.temperature)
+        save_json(report, run_dir / "report.json")
+        for key in ("refined/class_agreement", "raw/class_agreement", "refined/fld_ratio", "raw/fld_ratio",
+                    "refiner_fld_reduction", "refined/class_entropy_frac", "diversity/mean_recall",
+                    "diversity/mean_precision"):
+            print(f"  {key} = {report[key]:.4f}")
+    print(f"run directory: {run_dir}")
+    return run_dir
+
+
+def _clip_embed_dim(model: str) -> int:
+    import open_clip
+
+    from genlab.multimodal.models import register_configs
+
+    register_configs()
+    return open_clip.get_model_config(model)["embed_dim"]
+
+
+def assemble(parts: FrozenParts, prior_ckpt: Path, refiner_ckpt: Path, out: Path) -> Path:
+    """Write the pipeline directory from the stages' checkpoints."""
+    from genlab.core.checkpoint import load_model
+    from genlab.multimodal.models import create_clip
+    from genlab.pipeline import TextToImagePipeline
+
+    clip, _, tokenizer = create_clip(parts.clip_model, parts.clip_weights)
+    refiner = load_model(refiner_ckpt).generator
+    pipe = TextToImagePipeline(clip, tokenizer, load_model(prior_ckpt), load_model(parts.vae), refiner,
+                               parts.clip_model)
+    return pipe.save_pretrained(out, parts.clip_weights, parts.vae)

@@ -1,0 +1,23 @@
+"""The final system: text -> CLIP text encoder -> prior -> VAE decoder -> GAN refiner -> image. Pure torch."""
+
+from genlab.core.checkpoint import register_family
+from genlab.core.config import from_dict
+from genlab.pipeline.pipeline import PipelineOutput, PromptError, TextToImagePipeline
+from genlab.pipeline.prior import MixturePrior, PriorConfig
+from genlab.pipeline.refiner import Refiner, RefinerConfig, RefinerUNet
+
+
+def _build_from_checkpoint(config: dict):
+    """Checkpoints of training runs (a whole Refiner or a prior) and of a saved pipeline (the refiner's U-Net)."""
+    kind = config.get("kind")
+    if kind == "refiner_generator":
+        return RefinerUNet(config["channels"])
+    if "refiner" in config:
+        return Refiner(from_dict(RefinerConfig, config["refiner"]))
+    return MixturePrior(from_dict(PriorConfig, config["prior"]))
+
+
+register_family("pipeline", _build_from_checkpoint)
+
+__all__ = ["MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner", "RefinerConfig",
+           "RefinerUNet", "TextToImagePipeline"]

@@ -1,0 +1,76 @@
+"""Training configs of the pipeline's two trained stages (the CLIP and the VAE come trained)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from genlab.pipeline.prior import PriorConfig
+from genlab.pipeline.refiner import RefinerConfig
+
+
+@dataclass
+class FrozenParts:
+    """The trained components a stage learns against (filled in by jobs/pipeline.py)."""
+    clip_model: str = "genlab-clip-rn"
+    """open_clip model name of the CLIP."""
+    clip_weights: str = ""
+    """Its weights file (model.safetensors of a jobs/clip.py checkpoint)."""
+    vae: str = ""
+    """A chapter 5.2 VAE checkpoint directory (jobs/vae.py)."""
+
+
+@dataclass
+class PriorTrainConfig:
+    parts: FrozenParts = field(default_factory=FrozenParts)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    """The mixture prior's size (embed_dim and latent_dim come from the CLIP and the VAE)."""
+    image_embed_frac: float = 0.5
+    """Fraction of training pairs whose condition is a noised CLIP *image* embedding of x instead of a caption's
+    text embedding (LAFITE); 0 = text only."""
+    image_noise: float = 1.0
+    """LAFITE noise level of those image embeddings (cosine to the clean one ~ 1/sqrt(1 + noise^2))."""
+    dataset: str = "mnist"
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    max_steps_per_epoch: int = 0
+    """Cap on steps per epoch (0 = a full pass)."""
+    seed: int = 0
+    progress: bool = True
+
+    def run_name(self) -> str:
+        return "pipeline-prior"
+
+    def __post_init__(self):
+        if not 0.0 <= self.image_embed_frac <= 1.0 or self.image_noise < 0:
+            raise ValueError(f"need 0 <= image_embed_frac <= 1 and image_noise >= 0, got {self.image_embed_frac}, "
+                             f"{self.image_noise}")
+
+
+@dataclass
+class RefinerTrainConfig:
+    parts: FrozenParts = field(default_factory=FrozenParts)
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    l1_weight: float = 20.0
+    """Weight of L1(refined, x) against the adversarial term (pix2pix uses 100 on [-1, 1] images)."""
+    dataset: str = "mnist"
+    epochs: int = 3
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    max_steps_per_epoch: int = 0
+    seed: int = 0
+    progress: bool = True
+
+    def run_name(self) -> str:
+        return "pipeline-refiner"
+
+
+def smoke_prior(cfg: PriorTrainConfig) -> PriorTrainConfig:
+    return dataclasses.replace(cfg, epochs=1, max_steps_per_epoch=5, batch_size=64, progress=False)
+
+
+def smoke_refiner(cfg: RefinerTrainConfig) -> RefinerTrainConfig:
+    return dataclasses.replace(cfg, epochs=1, max_steps_per_epoch=5, batch_size=32, progress=False)

@@ -1,0 +1,152 @@
+"""TextToImagePipeline: one object, one call, every stage's output (like a diffusers pipeline).
+
+    pipe = TextToImagePipeline.from_pretrained("runs/pipeline-.../pipeline")
+    out = pipe(["a seven", "the digit 2, small, written in red"], num_images=4, seed=0)
+    out.images  # refined (8, 1, 28, 28) in [0, 1]; out.raw: the VAE decodes they came from; out.timings_ms
+
+Saved as one directory: `pipeline.json` (what is where), `clip/model.safetensors` (loads in plain open_clip),
+and genlab checkpoints `prior/`, `vae/`, `refiner/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genlab.core.checkpoint import load_model, save_checkpoint
+from genlab.core.config import load_json, save_json, to_dict
+
+FORMAT = 1
+MAX_PROMPT_CHARS = 300  # our captions are < 100 characters; CLIP reads 32 tokens and would drop the rest silently
+MAX_IMAGES = 256  # per call (prompts x num_images): a bound on memory, not on quality
+
+
+class PromptError(ValueError):
+    """A prompt or request the pipeline refuses (empty, too long, too many images); the message says why."""
+
+
+@dataclass
+class PipelineOutput:
+    images: torch.Tensor
+    """Final images (N, 1, 28, 28) in [0, 1]: refined, or the raw decodes when refine=False."""
+    raw: torch.Tensor
+    """The VAE decodes (Bernoulli means) the refiner started from."""
+    latents: torch.Tensor
+    """The prior's samples z (N, latent_dim)."""
+    prompts: list[str]
+    """The prompt of each image (each prompt repeated num_images times, in order)."""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def check_prompts(prompts: str | list[str], num_images: int) -> list[str]:
+    """The prompts as a list, or PromptError naming what is wrong."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts:
+        raise PromptError("no prompt given")
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise PromptError("a prompt is empty: describe a digit, e.g. 'a seven' or 'the digit 3'")
+        if len(p) > MAX_PROMPT_CHARS:
+            raise PromptError(f"a prompt has {len(p)} characters; at most {MAX_PROMPT_CHARS} are read")
+    if not 1 <= num_images <= MAX_IMAGES or len(prompts) * num_images > MAX_IMAGES:
+        raise PromptError(f"num_images must be 1..{MAX_IMAGES} and prompts x num_images at most {MAX_IMAGES}, "
+                          f"got {len(prompts)} x {num_images}")
+    return prompts
+
+
+class TextToImagePipeline:
+    """CLIP text encoder -> mixture prior -> VAE decoder -> GAN refiner. Every stage is also callable alone
+    (`encode_prompts`, `sample_latents`, `decode`, `refine`), which is how the Serve app splits it."""
+
+    def __init__(self, clip, tokenizer, prior, vae, refiner=None, clip_model: str = "genlab-clip-rn",
+                 device: str | torch.device = "cpu"):
+        self.clip, self.tokenizer, self.clip_model = clip.eval(), tokenizer, clip_model
+        self.prior, self.vae = prior.eval(), vae.eval()
+        self.refiner = refiner.eval() if refiner is not None else None  # a RefinerUNet
+        self.device = torch.device(device)
+
+    # -- stages ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """Unit-norm CLIP text embeddings (P, D)."""
+        return self.clip.encode_text(self.tokenizer(prompts).to(self.device), normalize=True)
+
+    @torch.no_grad()
+    def sample_latents(self, embeddings: torch.Tensor, num_images: int, seed: int,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """num_images latents per embedding (prompt-major order), reproducible from `seed`."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        return self.prior.sample(embeddings.repeat_interleave(num_images, 0), generator=gen, temperature=temperature)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(z)
+
+    @torch.no_grad()
+    def refine(self, raw: torch.Tensor) -> torch.Tensor:
+        if self.refiner is None:
+            return raw
+        return (self.refiner(raw * 2 - 1) + 1) / 2
+
+    # -- the call --------------------------------------------------------------------------------------------
+    def __call__(self, prompts: str | list[str], num_images: int = 1, seed: int = 0, temperature: float = 1.0,
+                 refine: bool = True) -> PipelineOutput:
+        prompts = check_prompts(prompts, num_images)
+        times, t = {}, time.perf_counter()
+
+        def lap(name):
+            nonlocal t
+            now = time.perf_counter()
+            times[name] = (now - t) * 1e3
+            t = now
+
+        e = self.encode_prompts(prompts)
+        lap("text_encoder")
+        z = self.sample_latents(e, num_images, seed, temperature)
+        lap("prior")
+        raw = self.decode(z)
+        lap("decoder")
+        images = self.refine(raw) if refine else raw
+        lap("refiner")
+        return PipelineOutput(images.cpu(), raw.cpu(), z.cpu(), [p for p in prompts for _ in range(num_images)],
+                              times)
+
+    # -- saving and loading ----------------------------------------------------------------------------------
+    def save_pretrained(self, out: str | Path, clip_weights: str | Path, vae_checkpoint: str | Path) -> Path:
+        """Write the pipeline directory: the CLIP weights file and the VAE checkpoint are copied as they are."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "clip").mkdir(exist_ok=True)
+        shutil.copyfile(clip_weights, out / "clip" / "model.safetensors")
+        vae_out = out / "vae"
+        vae_out.mkdir(exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copyfile(Path(vae_checkpoint) / name, vae_out / name)
+        save_checkpoint(out / "prior", family="pipeline", model=self.prior,
+                        config={"kind": "prior", "prior": to_dict(self.prior.cfg)})
+        if self.refiner is not None:
+            save_checkpoint(out / "refiner", family="pipeline", model=self.refiner,
+                            config={"kind": "refiner_generator", "channels": self.refiner.channels})
+        save_json({"format": FORMAT, "clip_model": self.clip_model, "refiner": self.refiner is not None},
+                  out / "pipeline.json")
+        return out
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "TextToImagePipeline":
+        from genlab.multimodal.models import create_clip
+
+        path = Path(path)
+        if not (path / "pipeline.json").exists():
+            raise FileNotFoundError(f"{path} is not a pipeline directory (no pipeline.json); "
+                                    "`python jobs/pipeline.py` writes one")
+        meta = load_json(path / "pipeline.json")
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path}: pipeline format {meta.get('format')} is not {FORMAT}")
+        clip, _, tokenizer = create_clip(meta["clip_model"], str(path / "clip" / "model.safetensors"), device)
+        refiner = load_model(path / "refiner", device=device) if meta["refiner"] else None
+        return cls(clip, tokenizer, load_model(path / "prior", device=device), load_model(path / "vae", device=device),
+                   refiner, meta["clip_model"], device)

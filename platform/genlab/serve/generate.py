@@ -1,0 +1,138 @@
+"""The text-to-image pipeline's stages as Ray Serve deployments (the search app's ingress composes them):
+
+    POST /api/generate -> TextEncoder (the search app's, batched) -> PriorStage -> ImageGenerator (VAE decoder +
+    GAN refiner, batched with @serve.batch, autoscaled) -> raw and refined PNGs, stage timings
+
+Each replica loads its stage from the pipeline directory jobs/pipeline.py writes (`TextToImagePipeline`'s format).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+from ray import serve
+
+from genlab.pipeline.pipeline import MAX_PROMPT_CHARS
+
+MAX_SERVED_IMAGES = 16  # per request: the page shows at most this many; bigger batches are jobs/pipeline.py's
+MAX_SEED = 2**31 - 1
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # several replicas share the cores
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
+class PriorStage:
+    """Samples VAE latents for a prompt's CLIP embedding; each request's samples depend on its seed only."""
+
+    def __init__(self, pipeline_dir: str):
+        from genlab.core.checkpoint import load_model
+
+        _threads()
+        self.prior = load_model(Path(pipeline_dir) / "prior")
+
+    async def sample(self, embedding: np.ndarray, num_images: int, seed: int, temperature: float) -> np.ndarray:
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        e = torch.from_numpy(np.ascontiguousarray(embedding, np.float32))[None].repeat(num_images, 1)
+        return self.prior.sample(e, generator=gen, temperature=temperature).numpy()
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64,
+                  autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8,
+                                      "upscale_delay_s": 5, "downscale_delay_s": 60})
+class ImageGenerator:
+    """VAE decoder + GAN refiner: latents -> (raw decodes, refined images) as uint8 (N, 28, 28). Concurrent
+    requests are decoded as one batch; results do not depend on what they are batched with (eval mode, per-image
+    normalisation)."""
+
+    def __init__(self, pipeline_dir: str, batching: bool = True):
+        from genlab.core.checkpoint import load_model
+
+        _threads()
+        self.vae = load_model(Path(pipeline_dir) / "vae")
+        refiner_dir = Path(pipeline_dir) / "refiner"
+        self.refiner = load_model(refiner_dir) if refiner_dir.exists() else None
+        self.batching = batching
+
+    def _generate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        with torch.no_grad():
+            raw = self.vae.decode(torch.from_numpy(z))
+            refined = (self.refiner(raw * 2 - 1) + 1) / 2 if self.refiner is not None else raw
+        to_u8 = lambda x: (x[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
+        return to_u8(raw), to_u8(refined)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def _batched(self, latents: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        raw, refined = self._generate(np.concatenate(latents))
+        bounds = np.cumsum([0] + [len(z) for z in latents])
+        return [(raw[a:b], refined[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+    async def generate(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return await self._batched(latents) if self.batching else self._generate(latents)
+
+
+class GenerateRequest(BaseModel):
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="what to draw, e.g. 'a seven'")
+    num_images: int = Field(4, ge=1, le=MAX_SERVED_IMAGES, description=f"images (1..{MAX_SERVED_IMAGES})")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="same prompt + seed = same images")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="scale of the prior's noise (0: most typical)")
+
+
+class GenerateResponse(BaseModel):
+    prompt: str
+    seed: int
+    num_images: int
+    temperature: float
+    timings_ms: dict[str, float]
+    images: list[str] = Field(description="refined images, PNG data URLs")
+    raw: list[str] = Field(description="the VAE decodes they were refined from, PNG data URLs")
+
+
+def png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+
+
+def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
+    """uint8 image rows (each (N, H, W)) -> one (R*(H+pad)+pad, N*(W+pad)+pad) image on a white background."""
+    n, h, w = rows[0].shape
+    out = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for i, image in enumerate(row):
+            y, x = pad + r * (h + pad), pad + i * (w + pad)
+            out[y:y + h, x:x + w] = image
+    return out
+
+
+async def run_pipeline(text, prior, generator, req: GenerateRequest) -> dict:
+    """The three stages through their handles; returns the response dict (images as uint8 arrays)."""
+    times, t0 = {}, time.perf_counter()
+    embedding = await text.encode.remote(req.prompt.strip())
+    t1 = time.perf_counter()
+    latents = await prior.sample.remote(embedding, req.num_images, req.seed, req.temperature)
+    t2 = time.perf_counter()
+    raw, refined = await generator.generate.remote(latents)
+    t3 = time.perf_counter()
+    times = {"text_encoder": (t1 - t0) * 1e3, "prior": (t2 - t1) * 1e3, "generator": (t3 - t2) * 1e3,
+             "total": (t3 - t0) * 1e3}
+    return {"prompt": req.prompt, "seed": req.seed, "num_images": req.num_images, "temperature": req.temperature,
+            "timings_ms": {k: round(v, 2) for k, v in times.items()}, "raw_arrays": raw, "refined_arrays": refined}

@@ -1,0 +1,46 @@
+"""Untrained but complete parts of the text-to-image pipeline, built in a second: for tests of its mechanics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.autoencoders.models import build_model
+from genlab.core.checkpoint import save_checkpoint
+from genlab.core.config import to_dict
+from genlab.multimodal.models import create_clip
+from genlab.pipeline import MixturePrior, PriorConfig, RefinerUNet, TextToImagePipeline
+
+CLIP = "genlab-clip-rn"
+LATENT = 4
+
+
+def random_clip_weights(out: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model, _, _ = create_clip(CLIP)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, out / "model.safetensors")
+    return out / "model.safetensors"
+
+
+def tiny_vae_checkpoint(out: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    cfg = TrainConfig(model=ModelConfig(kind="vae", arch="mlp", hidden=(32,), latent_dim=LATENT))
+    return save_checkpoint(out, family="autoencoders", config=to_dict(cfg), model=build_model(cfg.model))
+
+
+def tiny_pipeline(out: Path, clip_weights: Path | None = None, seed: int = 0) -> Path:
+    """A saved pipeline directory: the given (or a random) CLIP, a random prior, VAE and refiner."""
+    from genlab.core.checkpoint import load_model
+
+    clip_weights = clip_weights or random_clip_weights(out.parent / f"{out.name}-clip", seed)
+    vae_dir = tiny_vae_checkpoint(out.parent / f"{out.name}-vae", seed)
+    clip, _, tokenizer = create_clip(CLIP, str(clip_weights))
+    torch.manual_seed(seed)
+    prior = MixturePrior(PriorConfig(embed_dim=clip.text_projection.shape[1], latent_dim=LATENT, components=3,
+                                     hidden=16))
+    pipe = TextToImagePipeline(clip, tokenizer, prior, load_model(vae_dir), RefinerUNet(8), CLIP)
+    return pipe.save_pretrained(out, clip_weights, vae_dir)

@@ -1,0 +1,161 @@
+"""The final system: the mixture prior against torch.distributions, its learning, LAFITE noise, the refiner,
+prompts and their checks, the pipeline saved and loaded (its CLIP in plain open_clip), and jobs/pipeline.py
+end to end on Ray (stages, assembly, evaluation, resume)."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import distributions as D
+
+from genlab.pipeline import MixturePrior, PriorConfig, PromptError, RefinerUNet, TextToImagePipeline
+from genlab.pipeline.pipeline import MAX_IMAGES, MAX_PROMPT_CHARS, check_prompts
+from genlab.pipeline.prior import noised_image_embedding
+from genlab.pipeline.prompts import balanced_prompts, digit_prompts
+from genlab.data.captions import DIGITS, SYNONYMS
+from pipeline_helpers import CLIP, random_clip_weights, tiny_pipeline, tiny_vae_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mixture_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    prior = MixturePrior(PriorConfig(embed_dim=8, latent_dim=3, components=4, hidden=16))
+    e, z = F.normalize(torch.randn(5, 8), dim=1), torch.randn(5, 3) * 2
+    log_w, mu, log_sigma = prior(e)
+    ref = D.MixtureSameFamily(D.Categorical(logits=log_w), D.Independent(D.Normal(mu, log_sigma.exp()), 1))
+    torch.testing.assert_close(prior.log_prob(e, z), ref.log_prob(z), rtol=1e-5, atol=1e-5)
+
+
+def test_prior_learns_a_mixture_per_condition_and_samples_reproducibly():
+    """Two conditions, each with two modes: the prior must put its samples on the right condition's modes."""
+    torch.manual_seed(0)
+    prior = MixturePrior(PriorConfig(embed_dim=4, latent_dim=2, components=4, hidden=32))
+    conds = torch.eye(4)[:2]
+    modes = torch.tensor([[[4.0, 0.0], [-4.0, 0.0]], [[0.0, 4.0], [0.0, -4.0]]])
+    opt = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    for _ in range(1000):  # measured: a plateau until ~500 steps, then the modes split
+        c = torch.randint(0, 2, (256,))
+        z = modes[c, torch.randint(0, 2, (256,))] + 0.3 * torch.randn(256, 2)
+        loss = -prior.log_prob(conds[c], z).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for c in range(2):
+        s = prior.sample(conds[c].repeat(400, 1), generator=torch.Generator().manual_seed(1))
+        dist = torch.cdist(s, modes[c]).min(1).values
+        assert (dist < 1.0).float().mean() > 0.95, c  # on this condition's modes
+        nearest = torch.cdist(s, modes[c]).argmin(1).float().mean()
+        assert 0.3 < nearest < 0.7  # both modes, not one (a regressor would give their mean)
+    a = prior.sample(conds[:1].repeat(8, 1), generator=torch.Generator().manual_seed(5))
+    b = prior.sample(conds[:1].repeat(8, 1), generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    cold = prior.sample(conds[:1].repeat(400, 1), generator=torch.Generator().manual_seed(1), temperature=0.0)
+    assert (torch.cdist(cold, modes[0]).min(1).values < 0.5).float().mean() > 0.95  # temperature 0: the means
+
+
+def test_lafite_noise_sets_the_cosine_to_the_clean_embedding():
+    e = F.normalize(torch.randn(2000, 64), dim=1)
+    for noise in (0.0, 0.5, 1.0, 2.0):
+        n = noised_image_embedding(e, noise, torch.Generator().manual_seed(0))
+        torch.testing.assert_close(n.norm(dim=1), torch.ones(2000))
+        cos = (n * e).sum(1).mean()
+        assert abs(cos - 1 / math.sqrt(1 + noise**2)) < 0.02, noise
+
+
+def test_refiner_keeps_shape_and_range():
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    out = RefinerUNet(8)(x)
+    assert out.shape == x.shape and out.abs().max() < 1
+
+
+def test_prompts_name_their_digit_and_held_out_templates_are_new():
+    train, held = digit_prompts("train"), digit_prompts("heldout")
+    for d in range(10):
+        assert not set(train[d]) & set(held[d])
+        for p in train[d] + held[d]:
+            assert any(name in p for name in SYNONYMS[DIGITS[d]]), p
+    prompts, digits = balanced_prompts(3, "heldout", seed=0)
+    assert len(prompts) == 30 and digits == [d for d in range(10) for _ in range(3)]
+    assert balanced_prompts(3, "heldout", seed=0)[0] == prompts
+    with pytest.raises(ValueError, match="prompt split"):
+        digit_prompts("test")
+
+
+def test_bad_prompts_are_refused_with_a_reason():
+    assert check_prompts("a seven", 2) == ["a seven"]
+    for prompts, n, match in [("", 1, "empty"), ("   ", 1, "empty"), ([], 1, "no prompt"),
+                              ("x" * (MAX_PROMPT_CHARS + 1), 1, "characters"), ("a seven", 0, "num_images"),
+                              ("a seven", MAX_IMAGES + 1, "num_images"), (["a", "b"], MAX_IMAGES, "at most")]:
+        with pytest.raises(PromptError, match=match):
+            check_prompts(prompts, n)
+
+
+def test_pipeline_saves_loads_and_reproduces_every_stage(tmp_path):
+    import open_clip
+
+    from genlab.multimodal.models import CONFIG_DIR
+
+    pipe_dir = tiny_pipeline(tmp_path / "pipe")
+    pipe = TextToImagePipeline.from_pretrained(pipe_dir)
+    out = pipe(["a seven", "the digit 2"], num_images=3, seed=4)
+    assert out.images.shape == out.raw.shape == (6, 1, 28, 28) and out.latents.shape == (6, 4)
+    assert out.prompts == ["a seven"] * 3 + ["the digit 2"] * 3
+    assert set(out.timings_ms) == {"text_encoder", "prior", "decoder", "refiner"}
+    assert 0 <= out.images.min() and out.images.max() <= 1
+    again = TextToImagePipeline.from_pretrained(pipe_dir)(["a seven", "the digit 2"], num_images=3, seed=4)
+    assert torch.equal(out.images, again.images) and torch.equal(out.raw, again.raw)
+    other = pipe(["a seven", "the digit 2"], num_images=3, seed=5)
+    assert not torch.equal(out.latents, other.latents)
+    assert not torch.equal(out.images, out.raw)  # the refiner ran
+    assert torch.equal(pipe("a seven", 2, seed=1, refine=False).images, pipe("a seven", 2, seed=1).raw)
+    # the CLIP inside loads in open_clip alone
+    open_clip.add_model_config(CONFIG_DIR)
+    plain = open_clip.create_model(CLIP, pretrained=str(pipe_dir / "clip" / "model.safetensors"))
+    tokens = open_clip.get_tokenizer(CLIP)(["a seven"])
+    torch.testing.assert_close(F.normalize(plain.eval().encode_text(tokens), dim=1), pipe.encode_prompts(["a seven"]))
+    with pytest.raises(FileNotFoundError, match="jobs/pipeline.py"):
+        TextToImagePipeline.from_pretrained(tmp_path)
+
+
+def _job(*args, cwd=ROOT, timeout=600):
+    return subprocess.run([sys.executable, "jobs/pipeline.py", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_job_refuses_bad_parts_before_training(tmp_path):
+    out = _job("--clip", str(tmp_path / "nope"), "--ray.storage", str(tmp_path))
+    assert out.returncode != 0 and "no such file" in out.stderr
+    clip = random_clip_weights(tmp_path / "clip")
+    out = _job("--clip", str(clip), "--vae", str(tmp_path), "--ray.storage", str(tmp_path))
+    assert out.returncode != 0 and "no checkpoint there" in out.stderr
+    assert not list(tmp_path.glob("pipeline__*"))  # nothing started
+
+
+@pytest.mark.ray
+def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
+    clip = random_clip_weights(tmp_path / "clip")
+    vae = tiny_vae_checkpoint(tmp_path / "vae")
+    args = ["--smoke-test", "--clip", str(clip), "--vae", str(vae), "--ray.storage", str(tmp_path / "runs")]
+    out = _job(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = next((tmp_path / "runs").glob("pipeline__*"))
+    for stage in ("prior", "refiner"):
+        assert (run / stage / "done.json").exists() and (run / stage / "metrics.jsonl").exists()
+    report = json.loads((run / "report.json").read_text())
+    assert report["n_images"] == 200 and 0 <= report["refined/class_agreement"] <= 1
+    assert {f"diversity/{d}" for d in range(10)} <= set(report)
+    assert (run / "raw_vs_refined.png").exists() and (run / "one_prompt_64_images.png").exists()
+    pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
+    assert pipe("a seven", 2, seed=0).images.shape == (2, 1, 28, 28)
+    # resuming the finished run retrains nothing; other flags are refused
+    again = _job(*args, "--ray.resume", str(run), "--eval-per-digit", "0")
+    assert again.returncode != 0 and "differs" in again.stderr
+    again = _job(*args, "--ray.resume", str(run))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("finished before, kept") == 2
