@@ -349,6 +349,67 @@ def serve_rows() -> list[str]:
     return rows
 
 
+def pipeline_rows() -> list[str]:
+    """The final system (text -> CLIP -> prior -> VAE decoder -> GAN refiner), from pipeline_bars.py and
+    serve_load.py --pipeline."""
+    r = load("pipeline")
+    if r is None:
+        return ["not run: `python jobs/pipeline.py`, then `python benchmarks/pipeline_bars.py --run <run>`"]
+    m, cmd = r["report"], f"`{r['command']}` ({r['date']}, run {r['run']})"
+    n = m["n_images"]
+    faithful, raw_faithful = m["refined/class_agreement"], m["raw/class_agreement"]
+    cut = m["refiner_fld_reduction"]
+    per_digit = ", ".join(f"{m['diversity/' + str(d)]['recall']:.2f}" for d in range(10))
+    rows = ["| check | bar | measured | verdict | command |", "|---|---|---|---|---|",
+            f"| prompt faithfulness: reference classifier agrees with the named digit, held-out templates, {n:,} "
+            f"images (refined) | >= 0.90 | {faithful:.4f} | {verdict(faithful >= 0.90)} | {cmd} |",
+            f"| refiner: FLD ratio of refined vs raw decodes of the same latents | >= 30% lower | "
+            f"{m['refined/fld_ratio']:.2f} vs {m['raw/fld_ratio']:.2f} ({100 * cut:.1f}% lower) | "
+            f"{verdict(cut >= 0.30)} | same |",
+            f"| refiner: faithfulness not lower than the raw decodes' | >= {raw_faithful:.4f} | {faithful:.4f} | "
+            f"{verdict(faithful >= raw_faithful)} | same |",
+            f"| class-histogram entropy over class-balanced prompts (fraction of log 10) | >= 0.98 | "
+            f"{m['refined/class_entropy_frac']:.4f} | {verdict(m['refined/class_entropy_frac'] >= 0.98)} | same |",
+            f"| precision / recall of all {n:,} refined images vs the test set | (reported) | "
+            f"{m['refined/precision']:.3f} / {m['refined/recall']:.3f} (raw decodes {m['raw/precision']:.3f} / "
+            f"{m['raw/recall']:.3f}) | | same |",
+            f"| within-prompt precision / recall: 100 images of one prompt vs 100 test images of its digit, mean of "
+            f"10 digits | (reported) | {m['diversity/mean_precision']:.3f} / {m['diversity/mean_recall']:.3f} "
+            f"(recall per digit: {per_digit}) | | same |"]
+    for stage, c in r["stages"].items():
+        rows.append(f"| training cost: {stage} | (reported) | {c['train_s'] / 60:.1f} min, {c['steps']:,} steps | | "
+                    "same |")
+    for name in ("serve_generate", "serve_generate_fast"):
+        g = load(name)
+        if g is None:
+            continue
+        flag = " --fast-ingress" if name.endswith("fast") else ""
+        one, many = g["batched"]["one_client"], g["batched"]["16_clients"]
+        gcmd = f"`python benchmarks/serve_load.py --pipeline <pipeline run> --index-dir <empty dir>{flag}` ({g['date']})"
+        rows += [f"| one image via HTTP (POST /api/generate), one client, p50 ({g['mode']}) | <= 50 ms | "
+                 f"{one['p50_ms']:.1f} ms (p95 {one['p95_ms']:.1f}, {one['ok']} requests) | "
+                 f"{verdict(one['p50_ms'] <= 50)} | {gcmd} |",
+                 f"| 16 clients, one image each, generator batched ({g['mode']}): images/s, errors, p99 | (reported) | "
+                 f"{many['throughput_rps']:.0f} images/s, {many['errors']} errors, p99 {many['p99_ms']:.0f} ms | | "
+                 f"same |"]
+        if "unbatched" in g:
+            u = g["unbatched"]["16_clients"]
+            rows.append(f"| the same, generator unbatched ({g['mode']}) | (reported) | {u['throughput_rps']:.0f} "
+                        f"images/s, p99 {u['p99_ms']:.0f} ms | | same |")
+    ablation = load("pipeline_ablation")
+    if ablation:
+        rows += ["", f"Prior conditioning at a fixed budget ({ablation['rows'][0]['epochs']} epochs each, same CLIP, "
+                 f"VAE and refiner; {ablation['command']}, {ablation['date']}):", "",
+                 "| prior trained on | faithfulness (refined) | faithfulness (raw) | FLD ratio refined / raw | "
+                 "class entropy | within-prompt recall | train |", "|---|---|---|---|---|---|---|"]
+        for a in ablation["rows"]:
+            rows.append(f"| {a['variant']} | {a['refined/class_agreement']:.4f} | {a['raw/class_agreement']:.4f} | "
+                        f"{a['refined/fld_ratio']:.2f} / {a['raw/fld_ratio']:.2f} | "
+                        f"{a['refined/class_entropy_frac']:.4f} | {a['diversity/mean_recall']:.3f} | "
+                        f"{a['train_s'] / 60:.1f} min |")
+    return rows
+
+
 def scale_rows() -> list[str]:
     rows = ["| check | bar | measured | verdict | command |", "|---|---|---|---|---|"]
     r = load("submit_latency")
@@ -432,6 +493,7 @@ def main() -> int:
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
                                                   "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
+                                                  "pipeline", "pipeline_ablation", "serve_generate",
                                                   "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot"]) if r})
     text = [
@@ -448,6 +510,7 @@ def main() -> int:
         "## CPU training step by precision and memory format", "", *precision_rows(), "",
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
         "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
+        "## The final system: text -> CLIP -> prior -> VAE decoder -> GAN refiner", "", *pipeline_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]
     notes = HERE / "NOTES.md"

@@ -27,7 +27,8 @@ def test_families_do_not_import_ray():
             "genlab.meta, genlab.meta.train, genlab.meta.data, genlab.data.glyphs, genlab.data.omniglot, "
             "genlab.eval.fewshot, genlab.data.captions, genlab.multimodal, genlab.multimodal.train, "
             "genlab.multimodal.embed, genlab.multimodal.index, genlab.multimodal.figures, genlab.eval.retrieval, "
-            "genlab.serve.media; "
+            "genlab.serve.media, genlab.pipeline, genlab.pipeline.train, genlab.pipeline.evaluate, "
+            "genlab.pipeline.figures; "
             "bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 

@@ -18,6 +18,7 @@ from genlab.distributed.env import configure_ray_env
 from genlab.distributed.jobs import setup_logging
 from genlab.distributed.trainer import RayConfig, fit
 from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig, smoke_prior, smoke_refiner
+from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ class PipelineArgs:
     ray: RayConfig = field(default_factory=RayConfig)
     eval_per_digit: int = 1000
     """Images per digit for the final evaluation (one held-out-template prompt each); 0 skips it."""
-    temperature: float = 1.0
-    """Scale of the prior's Gaussians when sampling (lower: more typical, less varied)."""
+    temperature: float = DEFAULT_TEMPERATURE
+    """Scale of the prior's Gaussians when sampling (lower: more typical, less varied; 1 = the fitted prior)."""
     seed: int = 0
     smoke_test: bool = False
     """A few steps per stage and a small evaluation: checks everything end to end in about a minute."""

@@ -11,14 +11,14 @@ import torch
 from genlab.data.mnist import load_dataset
 from genlab.eval.fld_reference import reference_classifier
 from genlab.eval.sample_quality import features, precision_recall, sample_quality
-from genlab.pipeline.pipeline import TextToImagePipeline
+from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE, TextToImagePipeline
 from genlab.pipeline.prompts import balanced_prompts, digit_prompts
 
 DIVERSITY_IMAGES = 100
 
 
 def generate_many(pipe: TextToImagePipeline, prompts: list[str], num_images: int = 1, seed: int = 0,
-                  batch: int = 64, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float]:
+                  batch: int = 64, temperature: float = DEFAULT_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(refined, raw, seconds) for many prompts, `batch` images per call, each call seeded from `seed`."""
     per_call = max(1, batch // num_images)
     refined, raw = [], []
@@ -31,7 +31,7 @@ def generate_many(pipe: TextToImagePipeline, prompts: list[str], num_images: int
 
 
 def evaluate_pipeline(pipe: TextToImagePipeline, n_per_digit: int = 1000, seed: int = 0, quick: bool = False,
-                      temperature: float = 1.0) -> dict:
+                      temperature: float = DEFAULT_TEMPERATURE) -> dict:
     """The bars on 10 x `n_per_digit` images, one per held-out-template prompt, class-balanced."""
     prompts, digits = balanced_prompts(n_per_digit, "heldout", seed)
     requested = torch.tensor(digits)
@@ -47,7 +47,7 @@ def evaluate_pipeline(pipe: TextToImagePipeline, n_per_digit: int = 1000, seed: 
 
 
 def within_prompt_diversity(pipe: TextToImagePipeline, seed: int = 0, quick: bool = False,
-                            temperature: float = 1.0) -> dict:
+                            temperature: float = DEFAULT_TEMPERATURE) -> dict:
     """Per digit: one held-out-template prompt, 100 images, improved precision/recall against 100 real test
     images of that digit in the classifier's feature space (k=3); the mean over digits too."""
     classifier, _ = reference_classifier("mnist", quick=quick)

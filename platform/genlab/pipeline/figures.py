@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from genlab.core.plotting import save_image_grid, save_rows
-from genlab.pipeline.pipeline import TextToImagePipeline
+from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE, TextToImagePipeline
 from genlab.pipeline.prompts import digit_prompts
 
 
-def write_figures(pipe: TextToImagePipeline, out_dir: Path, seed: int = 0, temperature: float = 1.0) -> list[Path]:
+def write_figures(pipe: TextToImagePipeline, out_dir: Path, seed: int = 0,
+                  temperature: float = DEFAULT_TEMPERATURE) -> list[Path]:
     prompts = [pool[0] for pool in digit_prompts("heldout")]
     out = pipe(prompts, num_images=1, seed=seed, temperature=temperature)
     paths = [save_rows([out.raw, out.images], ["VAE decode", "refined"], out_dir / "raw_vs_refined.png",

@@ -24,8 +24,8 @@ class PriorConfig:
     """Size of the CLIP embedding (the text tower's output)."""
     latent_dim: int = 32
     """Size of the VAE latent."""
-    components: int = 10
-    """Gaussians in the mixture."""
+    components: int = 30
+    """Gaussians in the mixture (measured: 30 are more faithful than 10, each one tighter)."""
     hidden: int = 512
     """Width of the MLP's two hidden layers."""
 

@@ -82,7 +82,8 @@ def train_prior(cfg: PriorTrainConfig, rt: Runtime, test: tuple[torch.Tensor, to
     def step(batch) -> dict:
         images, labels = batch
         with torch.no_grad():
-            z = posterior_sample(vae, to_float(images))
+            x = to_float(images)
+            z = posterior_sample(vae, x) if cfg.target == "sample" else vae.encode(x)[0]
             e = condition(images, labels, cfg.image_embed_frac)
         # ALGO LOGIC: maximum likelihood of the posterior sample under the mixture the condition names
         nll = -state.module().log_prob(e, z).mean()

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from ray import serve
 
-from genlab.pipeline.pipeline import MAX_PROMPT_CHARS
+from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS
 
 MAX_SERVED_IMAGES = 16  # per request: the page shows at most this many; bigger batches are jobs/pipeline.py's
 MAX_SEED = 2**31 - 1
@@ -87,7 +87,8 @@ class GenerateRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="what to draw, e.g. 'a seven'")
     num_images: int = Field(4, ge=1, le=MAX_SERVED_IMAGES, description=f"images (1..{MAX_SERVED_IMAGES})")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="same prompt + seed = same images")
-    temperature: float = Field(1.0, ge=0.0, le=2.0, description="scale of the prior's noise (0: most typical)")
+    temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0,
+                               description="scale of the prior's noise (0: most typical, 1: the fitted prior)")
 
 
 class GenerateResponse(BaseModel):

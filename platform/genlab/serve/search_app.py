@@ -28,7 +28,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from genlab.serve.generate import (MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES, GenerateRequest, GenerateResponse,
+from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES, GenerateRequest, GenerateResponse,
                                    ImageGenerator, PriorStage, data_url, grid, png, run_pipeline)
 from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, resolve_folder, \
     thumbnail
@@ -363,7 +363,7 @@ class SearchApi:
                                                          description="what to draw")],
                            n: Annotated[int, Query(ge=1, le=MAX_SERVED_IMAGES, description="images")] = 4,
                            seed: Annotated[int, Query(ge=0, le=MAX_SEED)] = 0,
-                           temperature: Annotated[float, Query(ge=0.0, le=2.0)] = 1.0,
+                           temperature: Annotated[float, Query(ge=0.0, le=2.0)] = DEFAULT_TEMPERATURE,
                            stage: Annotated[Literal["both", "refined", "raw"], Query()] = "both"):
         """A PNG grid (row 1: raw decodes, row 2: refined, for stage=both); timings in the X-Timings-Ms header."""
         out = await self._generate(GenerateRequest(prompt=q, num_images=n, seed=seed, temperature=temperature))
