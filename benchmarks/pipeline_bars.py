@@ -38,41 +38,82 @@ def stage_cost(run: Path) -> dict:
     return out
 
 
-def ablation(run: Path, epochs: int, per_digit: int) -> list[dict]:
-    """Priors trained in-process at the same budget with different conditioning, each put in the run's pipeline
-    (same CLIP, VAE, refiner) and scored on held-out-template prompts."""
+def faithfulness(pipe, per_digit: int, temperature: float) -> dict:
+    """Faithfulness (raw and refined) and FLD ratios on held-out-template prompts, without the diversity part."""
     import torch
 
+    from genlab.eval.sample_quality import sample_quality
+    from genlab.pipeline.evaluate import generate_many
+    from genlab.pipeline.prompts import balanced_prompts
+
+    prompts, digits = balanced_prompts(per_digit, "heldout", seed=0)
+    refined, raw, _ = generate_many(pipe, prompts, seed=0, temperature=temperature)
+    out = {}
+    for name, images in (("refined", refined), ("raw", raw)):
+        q = sample_quality(images, "mnist", requested=torch.tensor(digits))
+        out |= {f"{name}/class_agreement": q["class_agreement"], f"{name}/fld_ratio": q["fld_ratio"]}
+    return out
+
+
+def text_separation(pipe, per_digit: int = 200) -> float:
+    """How often a held-out-template prompt's CLIP embedding is nearest to the mean embedding of its own digit's
+    training-template prompts: whether the text encoder, before any prior, tells the digits apart."""
+    import torch
+    import torch.nn.functional as F
+
+    from genlab.pipeline.prompts import balanced_prompts, digit_prompts
+
+    centroids = torch.stack([F.normalize(pipe.encode_prompts(pool).mean(0), dim=0) for pool in digit_prompts("train")])
+    prompts, digits = balanced_prompts(per_digit, "heldout", seed=1)
+    nearest = (pipe.encode_prompts(prompts) @ centroids.T).argmax(1)
+    return float((nearest == torch.tensor(digits)).double().mean())
+
+
+PRIOR_VARIANTS = [
+    ("defaults: 30 components, z ~ q(z|x), half noised image embeddings (noise 1.0)", {}),
+    ("text embeddings only (no LAFITE)", {"image_embed_frac": 0.0}),
+    ("10 components", {"prior": {"components": 10}}),
+    ("posterior means as targets", {"target": "mean"}),
+]
+
+
+def ablation(run: Path, epochs: int, per_digit: int, refiner_runs: list[str]) -> list[dict]:
+    """Prior variants trained in-process at one budget, each put in the run's pipeline (same CLIP, VAE, refiner);
+    then other runs' refiners in the run's pipeline (same prior). Scored at temperature 0.8 and 1.0."""
     from genlab.core.checkpoint import find_latest_checkpoint, load_model
     from genlab.core.runtime import LocalRuntime
     from genlab.data.mnist import load_dataset
     from genlab.pipeline import TextToImagePipeline
     from genlab.pipeline.config import PriorTrainConfig
-    from genlab.pipeline.evaluate import evaluate_pipeline
     from genlab.pipeline.train import train_prior
 
     base = from_dict(PriorTrainConfig, load_json(run / "prior" / "config.json"))
     pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
-    variants = [("text only", {"image_embed_frac": 0.0}),
-                ("LAFITE: half noised image embeddings, noise 1.0", {"image_embed_frac": 0.5, "image_noise": 1.0}),
-                ("LAFITE: half noised image embeddings, noise 0.5", {"image_embed_frac": 0.5, "image_noise": 0.5})]
     train = load_dataset("mnist", "train")
     rows = []
-    for name, change in variants:
-        cfg = dataclasses.replace(base, epochs=epochs, progress=False, **change)
+
+    def score(row: dict) -> None:
+        for t in (0.8, 1.0):
+            row |= {f"t{t}/{k}": v for k, v in faithfulness(pipe, per_digit, t).items()}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    for name, change in PRIOR_VARIANTS:
+        cfg = dataclasses.replace(base, epochs=epochs, progress=False,
+                                  **{k: v for k, v in change.items() if k != "prior"})
+        cfg = dataclasses.replace(cfg, prior=dataclasses.replace(cfg.prior, **change.get("prior", {})))
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             train_prior(cfg, LocalRuntime(tmp, {"train": train}, seed=cfg.seed))
             wall = time.perf_counter() - t0
-            prior = load_model(find_latest_checkpoint(tmp))
-        pipe.prior = prior.eval()
-        torch.manual_seed(0)
-        report = evaluate_pipeline(pipe, per_digit, seed=0)
-        rows.append({"variant": name, **change, "epochs": epochs, "train_s": round(wall, 1),
-                     **{k: report[k] for k in ("refined/class_agreement", "raw/class_agreement", "refined/fld_ratio",
-                                               "raw/fld_ratio", "refined/class_entropy_frac",
-                                               "diversity/mean_recall")}})
-        print(json.dumps(rows[-1]), flush=True)
+            pipe.prior = load_model(find_latest_checkpoint(tmp)).eval()
+        score({"part": "prior", "variant": name, "epochs": epochs, "train_s": round(wall, 1)})
+    pipe.prior = load_model(run / "pipeline" / "prior").eval()
+    for other in refiner_runs:
+        job = load_json(Path(other) / "job.json")["refiner"]
+        pipe.refiner = load_model(Path(other) / "pipeline" / "refiner").eval()
+        score({"part": "refiner", "variant": f"L1 weight {job['l1_weight']:g}, {job['epochs']} epochs, "
+               f"{job['refiner']['channels']} channels", "run": Path(other).name})
     return rows
 
 
@@ -84,11 +125,13 @@ def main() -> None:
     p.add_argument("--ablation", action="store_true", help="also train and score prior variants")
     p.add_argument("--ablation-epochs", type=int, default=3)
     p.add_argument("--ablation-per-digit", type=int, default=300)
+    p.add_argument("--refiner-runs", nargs="*", default=[], help="pipeline runs whose refiners to compare")
     args = p.parse_args()
     run = Path(args.run).resolve()
     stamp = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores"}
+    from genlab.pipeline import TextToImagePipeline
+
     if args.evaluate or not (run / "report.json").exists():
-        from genlab.pipeline import TextToImagePipeline
         from genlab.pipeline.evaluate import evaluate_pipeline
 
         report = evaluate_pipeline(TextToImagePipeline.from_pretrained(run / "pipeline"), args.per_digit)
@@ -98,13 +141,16 @@ def main() -> None:
     out = {"run": run.name, "report": report, "stages": stage_cost(run), "job": job, **stamp,
            "command": "python jobs/pipeline.py --clip <CLIP run> --vae <VAE run>"}
     (HERE / "results").mkdir(exist_ok=True)
+    pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
+    out["temperature_1"] = faithfulness(pipe, args.per_digit, 1.0)
+    out["text_separation"] = text_separation(pipe)
     (HERE / "results" / "pipeline.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if not k.startswith("diversity/")}, indent=1))
     if args.ablation:
-        rows = ablation(run, args.ablation_epochs, args.ablation_per_digit)
+        rows = ablation(run, args.ablation_epochs, args.ablation_per_digit, args.refiner_runs)
         (HERE / "results" / "pipeline_ablation.json").write_text(json.dumps({"rows": rows, **stamp,
-            "command": f"python benchmarks/pipeline_bars.py --run <pipeline run> --ablation "
-                       f"--ablation-epochs {args.ablation_epochs}"}, indent=2) + "\n")
+            "per_digit": args.ablation_per_digit, "command": f"python benchmarks/pipeline_bars.py --run <pipeline run> "
+            f"--ablation --ablation-epochs {args.ablation_epochs} --refiner-runs <other pipeline runs>"}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

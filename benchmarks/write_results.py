@@ -396,17 +396,25 @@ def pipeline_rows() -> list[str]:
             u = g["unbatched"]["16_clients"]
             rows.append(f"| the same, generator unbatched ({g['mode']}) | (reported) | {u['throughput_rps']:.0f} "
                         f"images/s, p99 {u['p99_ms']:.0f} ms | | same |")
+    if "temperature_1" in r:
+        t1 = r["temperature_1"]
+        rows.append(f"| the same at temperature 1.0 (the fitted prior, not scaled): faithfulness refined / raw, FLD "
+                    f"ratio refined / raw | (reported) | {t1['refined/class_agreement']:.4f} / "
+                    f"{t1['raw/class_agreement']:.4f}, {t1['refined/fld_ratio']:.2f} / {t1['raw/fld_ratio']:.2f} | | "
+                    f"`python benchmarks/pipeline_bars.py --run <pipeline run>` |")
     ablation = load("pipeline_ablation")
     if ablation:
-        rows += ["", f"Prior conditioning at a fixed budget ({ablation['rows'][0]['epochs']} epochs each, same CLIP, "
-                 f"VAE and refiner; {ablation['command']}, {ablation['date']}):", "",
-                 "| prior trained on | faithfulness (refined) | faithfulness (raw) | FLD ratio refined / raw | "
-                 "class entropy | within-prompt recall | train |", "|---|---|---|---|---|---|---|"]
+        rows += ["", f"What was tried, at one budget ({ablation['command']}, {ablation['date']}; "
+                 f"{10 * ablation['per_digit']:,} images of held-out-template prompts per cell; prior variants trained "
+                 f"{ablation['rows'][0]['epochs']} epochs each in one process, put in the run's pipeline; refiners of "
+                 "other runs put in the run's pipeline with its prior):", "",
+                 "| part | variant | faithfulness refined / raw, T=0.8 | the same, T=1.0 | FLD ratio refined / raw, "
+                 "T=0.8 | the same, T=1.0 |", "|---|---|---|---|---|---|"]
         for a in ablation["rows"]:
-            rows.append(f"| {a['variant']} | {a['refined/class_agreement']:.4f} | {a['raw/class_agreement']:.4f} | "
-                        f"{a['refined/fld_ratio']:.2f} / {a['raw/fld_ratio']:.2f} | "
-                        f"{a['refined/class_entropy_frac']:.4f} | {a['diversity/mean_recall']:.3f} | "
-                        f"{a['train_s'] / 60:.1f} min |")
+            cells = [f"{a[f't{t}/refined/class_agreement']:.4f} / {a[f't{t}/raw/class_agreement']:.4f}"
+                     for t in (0.8, 1.0)]
+            cells += [f"{a[f't{t}/refined/fld_ratio']:.2f} / {a[f't{t}/raw/fld_ratio']:.2f}" for t in (0.8, 1.0)]
+            rows.append(f"| {a['part']} | {a['variant']} | " + " | ".join(cells) + " |")
     return rows
 
 
