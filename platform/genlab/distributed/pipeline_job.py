@@ -124,20 +124,24 @@ def run_pipeline_job(args: PipelineArgs) -> Path:
     prior_ckpt = _stage("prior", "genlab.pipeline.train:train_prior", prior_cfg, run_dir, ray_cfg)
     refiner_ckpt = _stage("refiner", "genlab.pipeline.train:train_refiner", refiner_cfg, run_dir, ray_cfg)
 
-    pipe_dir = assemble(parts, prior_ckpt, refiner_ckpt, run_dir / "pipeline")
+    pipe_dir = run_dir / "pipeline"
+    if not (pipe_dir / "pipeline.json").exists():  # a resumed run keeps what it assembled and measured
+        assemble(parts, prior_ckpt, refiner_ckpt, pipe_dir)
     print(f"pipeline: {pipe_dir}")
     from genlab.pipeline import TextToImagePipeline
     from genlab.pipeline.figures import write_figures
 
     pipe = TextToImagePipeline.from_pretrained(pipe_dir)
-    write_figures(pipe, run_dir, seed=args.seed, temperature=args.temperature)
+    if not (run_dir / "raw_vs_refined.png").exists():
+        write_figures(pipe, run_dir, seed=args.seed, temperature=args.temperature)
     per_digit = min(args.eval_per_digit, 20) if args.smoke_test else args.eval_per_digit
-    if per_digit:
+    if per_digit and not (run_dir / "report.json").exists():
         from genlab.pipeline.evaluate import evaluate_pipeline
 
-        report = evaluate_pipeline(pipe, per_digit, seed=args.seed, quick=args.smoke_test,
-                                   temperature=args.temperature)
-        save_json(report, run_dir / "report.json")
+        save_json(evaluate_pipeline(pipe, per_digit, seed=args.seed, quick=args.smoke_test,
+                                    temperature=args.temperature), run_dir / "report.json")
+    if (run_dir / "report.json").exists():
+        report = load_json(run_dir / "report.json")
         for key in ("refined/class_agreement", "raw/class_agreement", "refined/fld_ratio", "raw/fld_ratio",
                     "refiner_fld_reduction", "refined/class_entropy_frac", "diversity/mean_recall",
                     "diversity/mean_precision"):
