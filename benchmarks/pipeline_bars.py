@@ -70,7 +70,7 @@ def text_separation(pipe, per_digit: int = 200) -> float:
 
 
 PRIOR_VARIANTS = [
-    ("defaults: 30 components, z ~ q(z|x), half noised image embeddings (noise 1.0)", {}),
+    ("defaults: 30 components, posterior samples as targets, half noised image embeddings (noise 1.0)", {}),
     ("text embeddings only (no LAFITE)", {"image_embed_frac": 0.0}),
     ("10 components", {"prior": {"components": 10}}),
     ("posterior means as targets", {"target": "mean"}),

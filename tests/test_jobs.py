@@ -131,7 +131,8 @@ def test_help_documents_fields():
     assert "--as-test" in stdout and "--dqn.double-dqn" in stdout and "--rllib-ppo.lr" in stdout
     assert "--allowed-root" in outs["jobs/serve_search.py"][0] and "--fast-ingress" in outs["jobs/serve_search.py"][0]
     assert "--pipeline" in outs["jobs/serve_generate.py"][0]
-    assert "--prior.image-embed-frac" in outs["jobs/pipeline.py"][0] and "--refiner.l1-weight" in outs["jobs/pipeline.py"][0]
+    pipeline_help = outs["jobs/pipeline.py"][0]
+    assert "--prior.image-embed-frac" in pipeline_help and "--refiner.l1-weight" in pipeline_help
 
 
 def test_bad_input_is_a_clear_error():

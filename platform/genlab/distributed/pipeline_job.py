@@ -98,7 +98,8 @@ def run_pipeline_job(args: PipelineArgs) -> Path:
         run_dir = Path(ray_cfg.resume).resolve()
         if not (run_dir / "job.json").exists():
             raise FileNotFoundError(f"--ray.resume {run_dir}: not a pipeline run (no job.json)")
-        if load_json(run_dir / "job.json") != json.loads(json.dumps(to_dict(dataclasses.replace(args, ray=RayConfig())))):
+        flags = json.loads(json.dumps(to_dict(dataclasses.replace(args, ray=RayConfig()))))  # tuples as lists
+        if load_json(run_dir / "job.json") != flags:
             raise ValueError(f"--ray.resume {run_dir}: its job.json differs from this command's flags; resume with "
                              "the same flags")
         ray_cfg = dataclasses.replace(ray_cfg, resume="")

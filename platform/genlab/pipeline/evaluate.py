@@ -18,7 +18,8 @@ DIVERSITY_IMAGES = 100
 
 
 def generate_many(pipe: TextToImagePipeline, prompts: list[str], num_images: int = 1, seed: int = 0,
-                  batch: int = 64, temperature: float = DEFAULT_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor, float]:
+                  batch: int = 64,
+                  temperature: float = DEFAULT_TEMPERATURE) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(refined, raw, seconds) for many prompts, `batch` images per call, each call seeded from `seed`."""
     per_call = max(1, batch // num_images)
     refined, raw = [], []

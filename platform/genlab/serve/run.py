@@ -1,4 +1,5 @@
-"""Body of jobs/serve_search.py and jobs/serve_generate.py: start (or attach to) Ray, deploy the search app, print its URL, serve."""
+"""Body of jobs/serve_search.py and jobs/serve_generate.py: start (or attach to) Ray, deploy the search app (with
+the text-to-image pipeline when given one), print its URL, serve."""
 
 from __future__ import annotations
 

@@ -28,8 +28,9 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES, GenerateRequest, GenerateResponse,
-                                   ImageGenerator, PriorStage, data_url, grid, png, run_pipeline)
+from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
+                                   GenerateRequest, GenerateResponse, ImageGenerator, PriorStage, data_url, grid,
+                                   png, run_pipeline)
 from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, resolve_folder, \
     thumbnail
 
