@@ -162,3 +162,18 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "stage prior: resuming" in again.stderr and again.stderr.count("finished before, kept") == 1
     assert (run / "report.json").stat().st_mtime == before
+
+
+def test_refiner_step_with_the_clip_content_loss(tmp_path, tiny_mnist):
+    """The optional content loss through the frozen CLIP image tower runs and is reported."""
+    from genlab.core.runtime import LocalRuntime
+    from genlab.core.rundir import read_metrics
+    from genlab.pipeline.config import FrozenParts, RefinerTrainConfig, smoke_refiner
+    from genlab.pipeline.train import train_refiner
+
+    parts = FrozenParts(clip_weights=str(random_clip_weights(tmp_path / "clip")),
+                        vae=str(tiny_vae_checkpoint(tmp_path / "vae")))
+    cfg = smoke_refiner(RefinerTrainConfig(parts=parts, clip_weight=10.0, max_steps_per_epoch=3, batch_size=16))
+    train_refiner(cfg, LocalRuntime(tmp_path / "run", {"train": tiny_mnist}))
+    (last,) = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "train/clip_content" in r]
+    assert 0 < last["train/clip_content"] <= 2

@@ -90,7 +90,11 @@ def prepare_images(images: torch.Tensor, model) -> torch.Tensor:
     if images.dtype != torch.uint8:
         raise TypeError(f"prepare_images takes uint8 images, got {images.dtype}")
     x = images.unsqueeze(1) if images.dim() == 3 else images
-    x = x.float().div_(255)
+    return prepare_float_images(x.float().div_(255), model)
+
+
+def prepare_float_images(x: torch.Tensor, model) -> torch.Tensor:
+    """Float images (B, 1 or 3, H, W) in [0, 1] -> the image tower's input, differentiably (a loss through CLIP)."""
     if x.shape[1] == 1:  # MNIST and Fashion-MNIST come grey; open_clip's stem takes RGB
         x = x.expand(-1, 3, -1, -1)
     size = model.visual.image_size

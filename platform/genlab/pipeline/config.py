@@ -60,6 +60,9 @@ class RefinerTrainConfig:
     l1_weight: float = 100.0
     """Weight of L1(refined, x) against the adversarial term (pix2pix's 100; measured: 20 sharpens less faithfully
     and lowers the FLD less)."""
+    clip_weight: float = 0.0
+    """Weight of a content loss through the frozen CLIP image tower: 1 - cos(CLIP(refined), CLIP(x)); it keeps
+    the digit a decode shows (0 = pix2pix as published)."""
     dataset: str = "mnist"
     epochs: int = 3
     batch_size: int = 64

@@ -110,13 +110,15 @@ def train_prior(cfg: PriorTrainConfig, rt: Runtime, test: tuple[torch.Tensor, to
                progress=cfg.progress, desc=cfg.run_name())
 
 
-REFINER_DIAGNOSTICS = ("loss_d", "loss_g_adv", "l1", "d_real", "d_fake")
+REFINER_DIAGNOSTICS = ("loss_d", "loss_g_adv", "l1", "clip_content", "d_real", "d_fake")
 
 
 def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
                   test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    from genlab.multimodal.models import prepare_float_images
+
     seed_everything(cfg.seed + 1000 * rt.rank)
-    _, _, vae = load_frozen(cfg.parts, rt.device, clip=False)
+    clip, _, vae = load_frozen(cfg.parts, rt.device, clip=cfg.clip_weight > 0)
     refiner = Refiner(cfg.refiner)
     opt_g = torch.optim.Adam(refiner.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(refiner.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
@@ -140,10 +142,16 @@ def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
         opt_d.step()
         adv = generator_loss(D(torch.cat([raw, fake], 1)))
         l1 = F.l1_loss(fake, real)
+        content = torch.zeros((), device=x.device)
+        if clip is not None:  # what CLIP sees in the refined image stays what it sees in x
+            with torch.no_grad():
+                target = clip.encode_image(prepare_float_images(x, clip), normalize=True)
+            seen = clip.encode_image(prepare_float_images((fake + 1) / 2, clip), normalize=True)
+            content = 1 - (seen * target).sum(1).mean()
         opt_g.zero_grad(set_to_none=True)
-        (adv + cfg.l1_weight * l1).backward()
+        (adv + cfg.l1_weight * l1 + cfg.clip_weight * content).backward()
         opt_g.step()
-        return dict(zip(REFINER_DIAGNOSTICS, (loss_d.detach(), adv.detach(), l1.detach(),
+        return dict(zip(REFINER_DIAGNOSTICS, (loss_d.detach(), adv.detach(), l1.detach(), content.detach(),
                                               torch.sigmoid(real_logits.detach()).mean(),
                                               torch.sigmoid(fake_logits.detach()).mean())))
 
