@@ -74,6 +74,22 @@ def test_folders_must_stay_under_the_allowed_root(tmp_path):
     assert status_of(images_under, root, resolve_folder(root, "photos"), 0) == 413
 
 
+def test_the_pipeline_to_serve_is_found_and_checked(tmp_path):
+    from genlab.serve.search_app import newest_pipeline, pipeline_path
+
+    with pytest.raises(FileNotFoundError, match="jobs/pipeline.py"):
+        newest_pipeline(tmp_path)
+    for name in ("pipeline__0__20261129-100000", "pipeline__0__20261129-110000"):
+        (tmp_path / name / "pipeline").mkdir(parents=True)
+        (tmp_path / name / "pipeline" / "pipeline.json").write_text("{}")
+        time.sleep(0.01)
+    assert newest_pipeline(tmp_path) == str(tmp_path / "pipeline__0__20261129-110000" / "pipeline")
+    run = tmp_path / "pipeline__0__20261129-100000"
+    assert pipeline_path(str(run)) == pipeline_path(str(run / "pipeline")) == run / "pipeline"
+    with pytest.raises(FileNotFoundError, match="no pipeline.json"):
+        pipeline_path(str(tmp_path))
+
+
 # -- the app on Ray Serve ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
