@@ -55,8 +55,7 @@ class CaptionTable:
 
 
 def posterior_sample(vae, x: torch.Tensor) -> torch.Tensor:
-    mu, logvar = vae.encode(x)
-    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    return vae.reparameterize(*vae.encode(x))
 
 
 def train_prior(cfg: PriorTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
@@ -70,6 +69,7 @@ def train_prior(cfg: PriorTrainConfig, rt: Runtime, test: tuple[torch.Tensor, to
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
     sched = loop.warmup_cosine(opt, steps_per_epoch * cfg.epochs)
     state = TrainState(prior, {"optimizer": opt}, {"scheduler": sched})
+    heldout = CaptionTable(clip, tokenizer, "heldout", rt.device) if rt.is_main and test is not None else None
 
     def condition(images: torch.Tensor, labels: torch.Tensor, image_frac: float) -> torch.Tensor:
         e = captions.sample(labels)
@@ -101,9 +101,8 @@ def train_prior(cfg: PriorTrainConfig, rt: Runtime, test: tuple[torch.Tensor, to
         prior.eval()
         images, labels = test[0][:EVAL_IMAGES].to(rt.device), test[1][:EVAL_IMAGES].to(rt.device)
         gen = torch.Generator(device=rt.device).manual_seed(0)
-        held = CaptionTable(clip, tokenizer, "heldout", rt.device)
         mu = vae.encode(to_float(images))[0]
-        return {"eval/nll_heldout_prompts": float(-prior.log_prob(held.sample(labels, gen), mu).mean())}
+        return {"eval/nll_heldout_prompts": float(-prior.log_prob(heldout.sample(labels, gen), mu).mean())}
 
     return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
                steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=eval_fn,

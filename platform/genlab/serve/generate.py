@@ -9,7 +9,6 @@ Each replica loads its stage from the pipeline directory jobs/pipeline.py writes
 from __future__ import annotations
 
 import base64
-import io
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel, Field
 from ray import serve
 
 from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS
+from genlab.serve.media import png_bytes
 
 MAX_SERVED_IMAGES = 16  # per request: the page shows at most this many; bigger batches are jobs/pipeline.py's
 MAX_SEED = 2**31 - 1
@@ -101,16 +101,8 @@ class GenerateResponse(BaseModel):
     raw: list[str] = Field(description="the VAE decodes they were refined from, PNG data URLs")
 
 
-def png(image: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def data_url(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png(image)).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
 
 
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:

@@ -30,9 +30,9 @@ from ray.serve.handle import DeploymentHandle
 
 from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
                                    GenerateRequest, GenerateResponse, ImageGenerator, PriorStage, data_url, grid,
-                                   png, run_pipeline)
-from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, resolve_folder, \
-    thumbnail
+                                   run_pipeline)
+from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, png_bytes, \
+    resolve_folder, thumbnail
 
 log = logging.getLogger("ray.serve")
 STATIC = Path(__file__).parent / "static"
@@ -370,7 +370,7 @@ class SearchApi:
         out = await self._generate(GenerateRequest(prompt=q, num_images=n, seed=seed, temperature=temperature))
         rows = {"both": [out["raw_arrays"], out["refined_arrays"]], "raw": [out["raw_arrays"]],
                 "refined": [out["refined_arrays"]]}[stage]
-        return Response(png(grid(rows)), media_type="image/png",
+        return Response(png_bytes(grid(rows)), media_type="image/png",
                         headers={"X-Timings-Ms": json.dumps(out["timings_ms"]), "Cache-Control": "no-store"})
 
     async def _generate(self, req: GenerateRequest) -> dict:
