@@ -70,3 +70,17 @@ def test_parquet_shards_round_trip(tmp_path, tiny_mnist):
     assert len(list(out.glob("*.parquet"))) == 3
     x, y = read_shards(out)
     assert torch.equal(x, images) and torch.equal(y, labels)
+
+
+def test_a_second_writer_keeps_the_published_shards_and_a_stale_folder_is_replaced(tmp_path, tiny_mnist):
+    images, labels = tiny_mnist
+    out = write_shards(images[:100], labels[:100], tmp_path / "shards")
+    first = {p.name: p.stat().st_ino for p in out.glob("*.parquet")}
+    write_shards(images, labels, out)  # e.g. a parallel test making the same set: readers of `out` must not break
+    assert {p.name: p.stat().st_ino for p in out.glob("*.parquet")} == first
+    assert not list(tmp_path.glob(".shards.*")), "the loser's temp folder is cleaned up"
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "leftover.txt").write_text("no data here")
+    write_shards(images, labels, stale)
+    assert len(read_shards(stale)[0]) == len(images) and not (stale / "leftover.txt").exists()

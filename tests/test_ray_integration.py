@@ -3,13 +3,16 @@ GAN, DDPM and CLIP jobs' smoke runs, the comparison job over the GAN and DDPM ru
 CLIP run, then the search app's Serve config deployed with `serve deploy`; jobs/rl.py runs on an embedded Ray in
 test_jobs.py)."""
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -23,11 +26,12 @@ from genlab.distributed.trainer import RayConfig, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = "genlab.autoencoders.train:train"
+RAY_BIN = str(Path(sys.executable).parent / "ray")
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture
-def local_ray():  # function scope: shut down before the `ray start` test (whose `ray stop` ends every Ray here)
+def local_ray():  # function scope: each test gets its own
     from genlab.distributed.env import init_ray
 
     ray = init_ray(num_cpus=2, object_store_memory=256 * 2**20)
@@ -81,85 +85,115 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_ray_job_submit_to_local_head(tmp_path):
-    ray_bin = str(Path(sys.executable).parent / "ray")
+@contextlib.contextmanager
+def ray_head(env: dict, port: int, dash: int, log: Path):
+    """`ray start --head --block` in a process group of its own, ended by a signal to that group: `ray stop`
+    would end every Ray on the machine, also a parallel test worker's embedded one."""
+    temp_dir = Path("/tmp") / f"ray-genlab-{os.getpid()}"  # short: Ray's socket paths have a length limit
+    with open(log, "w") as out:
+        head = subprocess.Popen([RAY_BIN, "start", "--head", "--block",
+                                 f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+                                 "--num-cpus=2", "--object-store-memory=268435456", f"--temp-dir={temp_dir}",
+                                 "--disable-usage-stats"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        yield
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)  # `--block` shuts its node down on SIGTERM
+        try:
+            head.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def head(tmp_path):
+    """A running `ray start --head` and a `submit(*args)` that sends `python <args>` to it with `ray job submit`."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
     port, dash = _free_port(), _free_port()
-    temp_dir = Path("/tmp") / f"ray-genlab-{os.getpid()}"  # short: Ray's socket paths have a length limit
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
-                    "--dashboard-host=127.0.0.1", "--num-cpus=2", "--object-store-memory=268435456",
-                    f"--temp-dir={temp_dir}", "--disable-usage-stats"],
-                   env=env, check=True, capture_output=True, timeout=180)
-    def submit(*args):
-        out = subprocess.run([ray_bin, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
-                              str(ROOT), "--", "python", *args], env=env, capture_output=True, text=True, timeout=600)
+
+    def submit(*args, expect_run=True):
+        for _ in range(30):  # the head's job agent comes up a few seconds after `ray start` reports the node
+            out = subprocess.run([RAY_BIN, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
+                                  str(ROOT), "--", "python", *args], env=env, capture_output=True, text=True,
+                                 timeout=600)
+            if "No available agent to submit job" not in out.stderr:
+                break
+            time.sleep(2)
         assert out.returncode == 0, args[0] + out.stdout[-3000:] + out.stderr[-3000:]
-        assert "succeeded" in out.stdout and "run directory:" in out.stdout
+        assert "succeeded" in out.stdout and (not expect_run or "run directory:" in out.stdout), out.stdout[-3000:]
         return out.stdout
 
-    try:
-        # (jobs/ae.py is submitted in tests/test_multinode.py, to a two-node cluster)
-        for job, run_glob, figure in (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
-                                      ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
-            stdout = submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
-            run_dirs = list(tmp_path.glob(run_glob))
-            assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
-            assert find_latest_checkpoint(run_dirs[0]) is not None
-            if job == "jobs/gan.py":
-                assert "eval/class_entropy" in stdout and "eval/fld_ratio" in stdout
-                assert (run_dirs[0] / "samples.png").exists()
-            if job == "jobs/ddpm.py":
-                assert "eval/cond_class_agreement" in stdout and "eval/sampler = ddim-5" in stdout
-                assert {"forward_process.png", "samples.png", "samples_by_class.png"} <= {
-                    p.name for p in run_dirs[0].glob("*.png")}
-        # the comparison job (no Ray) over the two submitted runs
-        gan_dir, ddpm_dir = next(tmp_path.glob("dcgan__0__*")), next(tmp_path.glob("ddpm-linear-cond__0__*"))
-        out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir),
-                              "--n", "200", "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path)], cwd=ROOT,
-                             env=env, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        compared = next(tmp_path.glob("compare__0__*"))
-        table = (compared / "comparison.md").read_text()
-        assert "DCGAN (EMA G)" not in table and "DCGAN" in table and "DDPM (EMA)" in table
-        assert (compared / "comparison.png").exists()
-        header = (compared / "comparison.csv").read_text().splitlines()[0]
-        assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
-        # chapter 5.7: CLIP trained by Ray Train, then its index embedded by a Ray Data actor pool
-        stdout = submit("jobs/clip.py", "--smoke-test", "--ray.storage", str(tmp_path))
-        assert "test/zero_shot_mnist_top1" in stdout and "test/test_combos_attribute_exact_top1" in stdout
-        clip_dir = next(tmp_path.glob("clip-rn__0__*"))
-        assert {"similarity_test_combos.png", "retrieval_test_templates.png"} <= {p.name for p in clip_dir.glob("*.png")}
-        out = subprocess.run([ray_bin, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
-                              str(ROOT), "--", "python", "jobs/index.py", "--source", "captions_small:test_combos",
-                              "--pretrained", str(clip_dir), "--out", str(tmp_path / "index"), "--query", "a red 7",
-                              "--labels", "seven", "sneaker"], env=env, capture_output=True, text=True, timeout=600)
-        assert out.returncode == 0 and "added 500 new; index holds 500" in out.stdout, out.stdout[-3000:]
-        assert "'a red 7': captions_small:test_combos/" in out.stdout
-        assert len((tmp_path / "index" / "labels.csv").read_text().splitlines()) == 501
-        # the search app's committed Serve config, deployed onto this running cluster over that index
-        config = yaml.safe_load((ROOT / "jobs" / "serve_search.yaml").read_text())
-        http = _free_port()
-        config["http_options"]["port"] = http
-        config["applications"][0]["args"] |= {"weights": str(clip_dir), "index_dir": str(tmp_path / "index"),
-                                              "allowed_root": str(tmp_path)}
-        (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
-        serve_cli = [str(Path(sys.executable).parent / "serve")]
-        out = subprocess.run([*serve_cli, "deploy", str(tmp_path / "serve.yaml"), "-a", f"http://127.0.0.1:{dash}"],
-                             env=env, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        deadline, found = time.monotonic() + 240, None
-        while time.monotonic() < deadline and found is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/search?q=a+red+7&k=3", timeout=10) as r:
-                    found = json.loads(r.read())
-            except OSError:
-                time.sleep(2)
-        assert found is not None, subprocess.run([*serve_cli, "status", "-a", f"http://127.0.0.1:{dash}"],
-                                                 env=env, capture_output=True, text=True).stdout
-        assert [h["id"].split("/")[0] for h in found["results"]] == ["captions_small:test_combos"] * 3
-        subprocess.run([*serve_cli, "shutdown", "-y", "-a", f"http://127.0.0.1:{dash}"], env=env,
-                       capture_output=True, timeout=120)
-    finally:
-        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with ray_head(env, port, dash, tmp_path / "head.log"):
+        yield types.SimpleNamespace(submit=submit, env=env, dashboard=f"http://127.0.0.1:{dash}")
+
+
+def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, tmp_path):
+    # (jobs/ae.py is submitted in tests/test_multinode.py, to a two-node cluster)
+    for job, run_glob, figure in (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
+                                  ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
+        stdout = head.submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
+        run_dirs = list(tmp_path.glob(run_glob))
+        assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
+        assert find_latest_checkpoint(run_dirs[0]) is not None
+        if job == "jobs/gan.py":
+            assert "eval/class_entropy" in stdout and "eval/fld_ratio" in stdout
+            assert (run_dirs[0] / "samples.png").exists()
+        if job == "jobs/ddpm.py":
+            assert "eval/cond_class_agreement" in stdout and "eval/sampler = ddim-5" in stdout
+            assert {"forward_process.png", "samples.png", "samples_by_class.png"} <= {
+                p.name for p in run_dirs[0].glob("*.png")}
+    # the comparison job (no Ray) over the two submitted runs
+    gan_dir, ddpm_dir = next(tmp_path.glob("dcgan__0__*")), next(tmp_path.glob("ddpm-linear-cond__0__*"))
+    out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir),
+                          "--n", "200", "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path)], cwd=ROOT,
+                         env=head.env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    compared = next(tmp_path.glob("compare__0__*"))
+    table = (compared / "comparison.md").read_text()
+    assert "DCGAN (EMA G)" not in table and "DCGAN" in table and "DDPM (EMA)" in table
+    assert (compared / "comparison.png").exists()
+    header = (compared / "comparison.csv").read_text().splitlines()[0]
+    assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
+
+
+def test_clip_job_then_its_index_then_the_search_config_deployed_to_a_local_head(head, tmp_path):
+    # chapter 5.7: CLIP trained by Ray Train, then its index embedded by a Ray Data actor pool
+    stdout = head.submit("jobs/clip.py", "--smoke-test", "--ray.storage", str(tmp_path))
+    assert "test/zero_shot_mnist_top1" in stdout and "test/test_combos_attribute_exact_top1" in stdout
+    clip_dir = next(tmp_path.glob("clip-rn__0__*"))
+    assert {"similarity_test_combos.png", "retrieval_test_templates.png"} <= {p.name for p in clip_dir.glob("*.png")}
+    stdout = head.submit("jobs/index.py", "--source", "captions_small:test_combos", "--pretrained", str(clip_dir),
+                         "--out", str(tmp_path / "index"), "--query", "a red 7", "--labels", "seven", "sneaker",
+                         expect_run=False)
+    assert "added 500 new; index holds 500" in stdout and "'a red 7': captions_small:test_combos/" in stdout
+    assert len((tmp_path / "index" / "labels.csv").read_text().splitlines()) == 501
+    # the search app's committed Serve config, deployed onto this running cluster over that index
+    config = yaml.safe_load((ROOT / "jobs" / "serve_search.yaml").read_text())
+    http = _free_port()
+    config["http_options"]["port"] = http
+    config["applications"][0]["args"] |= {"weights": str(clip_dir), "index_dir": str(tmp_path / "index"),
+                                          "allowed_root": str(tmp_path)}
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(config))
+    serve_cli = [str(Path(sys.executable).parent / "serve")]
+    out = subprocess.run([*serve_cli, "deploy", str(tmp_path / "serve.yaml"), "-a", head.dashboard],
+                         env=head.env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    deadline, found = time.monotonic() + 240, None
+    while time.monotonic() < deadline and found is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/search?q=a+red+7&k=3", timeout=10) as r:
+                found = json.loads(r.read())
+        except OSError:
+            time.sleep(2)
+    assert found is not None, subprocess.run([*serve_cli, "status", "-a", head.dashboard],
+                                             env=head.env, capture_output=True, text=True).stdout
+    assert [h["id"].split("/")[0] for h in found["results"]] == ["captions_small:test_combos"] * 3
+    subprocess.run([*serve_cli, "shutdown", "-y", "-a", head.dashboard], env=head.env,
+                   capture_output=True, timeout=120)

@@ -15,8 +15,6 @@ test-split objects). Written once to parquet (`id`, `image` raw bytes, `caption`
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
+from genlab.data.atomic import publish
 from genlab.data.mnist import load_dataset
 
 SIZE = 32
@@ -271,10 +270,7 @@ def write_caption_shards(rows: list[dict], out_dir: Path, rows_per_shard: int = 
             "label": pa.array([r["label"] for r in chunk], pa.int64()),
         })
         pq.write_table(table, tmp / f"part-{i:05d}.parquet")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    return publish(tmp, out_dir)
 
 
 def ensure_caption_shards(name: str, split: str, out: Path, root=None) -> Path:

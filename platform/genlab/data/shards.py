@@ -7,8 +7,6 @@ be a local path here or an object-store URI on a cluster (Ray Data reads both).
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pyarrow.parquet as pq
 import torch
 
 from genlab.data import captions
+from genlab.data.atomic import publish
 from genlab.data.mnist import default_root, load_dataset
 
 IMAGE_SHAPE = (28, 28)
@@ -38,10 +37,8 @@ def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows
         table = pa.table({"image": pa.array([row.tobytes() for row in chunk], pa.binary()),
                           "label": pa.array(labels[start:start + rows_per_shard].numpy(), pa.int64())})
         pq.write_table(table, tmp / f"part-{i:05d}.parquet")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    return publish(tmp, out_dir)
+
 
 
 def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path:
