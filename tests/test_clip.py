@@ -19,7 +19,6 @@ from genlab.multimodal.index import EmbeddingIndex
 from genlab.multimodal.models import CONFIG_DIR, OUR_MODELS, create_clip, prepare_images
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.xdist_group("clip")  # one test worker builds the module's fixtures
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from genlab.core.rundir import make_run_dir, read_metrics
 from genlab.distributed.trainer import RayConfig, fit
 from tests.serve_helpers import free_port
 
-pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("multinode")]  # one test worker builds the cluster
+pytestmark = pytest.mark.ray
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = "genlab.autoencoders.train:train"
 ONE_PER_NODE = {"genlab_worker": 1}  # each node has one: workers that need one cannot share a node

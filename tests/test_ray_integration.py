@@ -88,7 +88,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def ray_head(env: dict, port: int, dash: int, log: Path):
     """`ray start --head --block` in a process group of its own, ended by a signal to that group: `ray stop`
-    would end every Ray on the machine, also a parallel test worker's embedded one."""
+    would end every Ray on the machine, also one the user runs beside the tests."""
     temp_dir = Path("/tmp") / f"ray-genlab-{os.getpid()}"  # short: Ray's socket paths have a length limit
     with open(log, "w") as out:
         head = subprocess.Popen([RAY_BIN, "start", "--head", "--block",
@@ -105,7 +105,7 @@ def ray_head(env: dict, port: int, dash: int, log: Path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # `--block` shuts its node down on SIGTERM
         try:
-            head.wait(timeout=15)
+            head.wait(timeout=5)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp_dir, ignore_errors=True)

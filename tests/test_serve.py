@@ -27,7 +27,6 @@ from serve_helpers import build_caption_index, free_port, train_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("GENLAB_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
-pytestmark = pytest.mark.xdist_group("serve")  # one test worker builds the module's app
 
 
 def png(rgb=(200, 30, 30), size=(32, 32)) -> bytes:
