@@ -77,15 +77,21 @@ PRIOR_VARIANTS = [
 ]
 
 
+REFINER_VARIANTS = [
+    ("text-conditioned, decode-only D (pix2pix's discriminator)", {"class_discriminator": False}),
+]
+
+
 def ablation(run: Path, epochs: int, per_digit: int, refiner_runs: list[str]) -> list[dict]:
     """Prior variants trained in-process at one budget, each put in the run's pipeline (same CLIP, VAE, refiner);
-    then other runs' refiners in the run's pipeline (same prior). Scored at temperature 0.8 and 1.0."""
+    refiner variants trained in-process at the run's refiner budget (same prior); then other runs' refiners in the
+    run's pipeline (same prior). Scored at temperature 0.8 and 1.0."""
     from genlab.core.checkpoint import find_latest_checkpoint, load_model
     from genlab.core.runtime import LocalRuntime
     from genlab.data.mnist import load_dataset
     from genlab.pipeline import TextToImagePipeline
-    from genlab.pipeline.config import PriorTrainConfig
-    from genlab.pipeline.train import train_prior
+    from genlab.pipeline.config import PriorTrainConfig, RefinerTrainConfig
+    from genlab.pipeline.train import train_prior, train_refiner
 
     base = from_dict(PriorTrainConfig, load_json(run / "prior" / "config.json"))
     pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
@@ -109,10 +115,21 @@ def ablation(run: Path, epochs: int, per_digit: int, refiner_runs: list[str]) ->
             pipe.prior = load_model(find_latest_checkpoint(tmp)).eval()
         score({"part": "prior", "variant": name, "epochs": epochs, "train_s": round(wall, 1)})
     pipe.prior = load_model(run / "pipeline" / "prior").eval()
+    refiner_base = from_dict(RefinerTrainConfig, load_json(run / "refiner" / "config.json"))
+    for name, change in REFINER_VARIANTS:
+        cfg = dataclasses.replace(refiner_base, progress=False, **change)
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            train_refiner(cfg, LocalRuntime(tmp, {"train": train}, seed=cfg.seed))
+            wall = time.perf_counter() - t0
+            pipe.refiner = load_model(find_latest_checkpoint(tmp)).generator.eval()
+        score({"part": "refiner", "variant": name, "epochs": cfg.epochs, "train_s": round(wall, 1)})
     for other in refiner_runs:
         job = load_json(Path(other) / "job.json")["refiner"]
         pipe.refiner = load_model(Path(other) / "pipeline" / "refiner").eval()
-        score({"part": "refiner", "variant": f"L1 weight {job['l1_weight']:g}, {job['epochs']} epochs, "
+        conditioned = ("text-conditioned" if job.get("text_condition") else "decode only") + (
+            ", class-conditional D" if job.get("class_discriminator") else "")  # runs before the options: off
+        score({"part": "refiner", "variant": f"{conditioned}, L1 weight {job['l1_weight']:g}, {job['epochs']} epochs, "
                f"{job['refiner']['channels']} channels", "run": Path(other).name})
     return rows
 

@@ -33,7 +33,7 @@ def tiny_vae_checkpoint(out: Path, seed: int = 0) -> Path:
 
 
 def tiny_pipeline(out: Path, clip_weights: Path | None = None, seed: int = 0) -> Path:
-    """A saved pipeline directory: the given (or a random) CLIP, a random prior, VAE and refiner."""
+    """A saved pipeline directory: the given (or a random) CLIP, a random prior, VAE and text-conditioned refiner."""
     from genlab.core.checkpoint import load_model
 
     clip_weights = clip_weights or random_clip_weights(out.parent / f"{out.name}-clip", seed)
@@ -42,5 +42,7 @@ def tiny_pipeline(out: Path, clip_weights: Path | None = None, seed: int = 0) ->
     torch.manual_seed(seed)
     prior = MixturePrior(PriorConfig(embed_dim=clip.text_projection.shape[1], latent_dim=LATENT, components=3,
                                      hidden=16))
-    pipe = TextToImagePipeline(clip, tokenizer, prior, load_model(vae_dir), RefinerUNet(8), CLIP)
+    refiner = RefinerUNet(8, embed_dim=clip.text_projection.shape[1])
+    torch.nn.init.normal_(refiner.film.weight, std=0.5)  # trained FiLM is not zero: the prompt reaches the image
+    pipe = TextToImagePipeline(clip, tokenizer, prior, load_model(vae_dir), refiner, CLIP)
     return pipe.save_pretrained(out, clip_weights, vae_dir)

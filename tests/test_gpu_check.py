@@ -3,7 +3,6 @@ one short epoch, checkpointed, then resumed from that checkpoint for a second ep
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -74,6 +74,18 @@ def test_refiner_keeps_shape_and_range():
     assert out.shape == x.shape and out.abs().max() < 1
 
 
+def test_text_conditioned_refiner_starts_as_the_plain_one_and_reads_the_prompt_once_trained():
+    torch.manual_seed(0)
+    plain, conditioned = RefinerUNet(8), RefinerUNet(8, embed_dim=16)
+    conditioned.load_state_dict(plain.state_dict(), strict=False)  # all but the FiLM layer
+    x, e = torch.rand(4, 1, 28, 28) * 2 - 1, F.normalize(torch.randn(4, 16), dim=1)
+    torch.testing.assert_close(conditioned(x, e), plain(x))  # FiLM starts at scale 1, shift 0
+    torch.nn.init.normal_(conditioned.film.weight)
+    assert not torch.allclose(conditioned(x, e), conditioned(x, e.roll(1, 0)))  # other prompts, other images
+    with pytest.raises(ValueError, match="text-conditioned"):
+        conditioned(x)
+
+
 def test_prompts_name_their_digit_and_held_out_templates_are_new():
     train, held = digit_prompts("train"), digit_prompts("heldout")
     for d in range(10):
@@ -163,16 +175,25 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     assert (run / "report.json").stat().st_mtime == before
 
 
-def test_refiner_step_with_the_clip_content_loss(tmp_path, tiny_mnist):
-    """The optional content loss through the frozen CLIP image tower runs and is reported."""
+def test_text_conditioned_refiner_step_with_class_discriminator_and_clip_content_loss(tmp_path, tiny_mnist):
+    """The refiner's options together in the local loop: the prompt's CLIP embedding into the U-Net, the digit
+    into the discriminator, the content loss through the frozen CLIP image tower (reported)."""
+    from genlab.core.checkpoint import load_model
     from genlab.core.runtime import LocalRuntime
     from genlab.core.rundir import read_metrics
+    from genlab.pipeline import RefinerConfig
     from genlab.pipeline.config import FrozenParts, RefinerTrainConfig, smoke_refiner
     from genlab.pipeline.train import train_refiner
 
     parts = FrozenParts(clip_weights=str(random_clip_weights(tmp_path / "clip")),
                         vae=str(tiny_vae_checkpoint(tmp_path / "vae")))
-    cfg = smoke_refiner(RefinerTrainConfig(parts=parts, clip_weight=10.0, max_steps_per_epoch=3, batch_size=16))
-    train_refiner(cfg, LocalRuntime(tmp_path / "run", {"train": tiny_mnist}))
-    (last,) = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "train/clip_content" in r]
+    cfg = smoke_refiner(RefinerTrainConfig(parts=parts, refiner=RefinerConfig(channels=8), clip_weight=10.0,
+                                           max_steps_per_epoch=3, batch_size=16))  # text_condition etc.: defaults
+    train_refiner(cfg, LocalRuntime(tmp_path / "run", {"train": tiny_mnist}), test=tiny_mnist)
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    (last,) = [r for r in records if "train/clip_content" in r]
     assert 0 < last["train/clip_content"] <= 2
+    assert any("eval/l1_refined" in r for r in records)  # the evaluation reads test captions' embeddings too
+    refiner = load_model(next((tmp_path / "run" / "checkpoints").iterdir()))
+    assert refiner.generator.film is not None and refiner.discriminator.embed.num_embeddings == 10
+    assert refiner.generator.film.weight.abs().sum() > 0  # the condition was trained, not left at its zero start

@@ -11,7 +11,7 @@ def _build_from_checkpoint(config: dict):
     """Checkpoints of training runs (a whole Refiner or a prior) and of a saved pipeline (the refiner's U-Net)."""
     kind = config.get("kind")
     if kind == "refiner_generator":
-        return RefinerUNet(config["channels"])
+        return RefinerUNet(config["channels"], config.get("embed_dim", 0))  # pipelines before text conditioning: 0
     if "refiner" in config:
         return Refiner(from_dict(RefinerConfig, config["refiner"]))
     return MixturePrior(from_dict(PriorConfig, config["prior"]))

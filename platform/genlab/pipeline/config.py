@@ -63,6 +63,11 @@ class RefinerTrainConfig:
     clip_weight: float = 0.0
     """Weight of a content loss through the frozen CLIP image tower: 1 - cos(CLIP(refined), CLIP(x)); it keeps
     the digit a decode shows (0 = pix2pix as published)."""
+    text_condition: bool = True
+    """The U-Net also reads the CLIP text embedding of a caption of x (at inference: of the prompt), so that an
+    ambiguous decode is sharpened towards the digit asked for; False = pix2pix's decode-only generator."""
+    class_discriminator: bool = True
+    """The discriminator also sees x's digit (projection) and judges a sharp wrong digit fake; False = pix2pix's."""
     dataset: str = "mnist"
     epochs: int = 3
     batch_size: int = 64

@@ -88,10 +88,11 @@ class TextToImagePipeline:
         return self.vae.decode(z)
 
     @torch.no_grad()
-    def refine(self, raw: torch.Tensor) -> torch.Tensor:
+    def refine(self, raw: torch.Tensor, embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """Refined images; a text-conditioned refiner also needs each image's prompt embedding (N, D)."""
         if self.refiner is None:
             return raw
-        return (self.refiner(raw * 2 - 1) + 1) / 2
+        return (self.refiner(raw * 2 - 1, embeddings) + 1) / 2
 
     # -- the call --------------------------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], num_images: int = 1, seed: int = 0,
@@ -112,7 +113,7 @@ class TextToImagePipeline:
         lap("prior")
         raw = self.decode(z)
         lap("decoder")
-        images = self.refine(raw) if refine else raw
+        images = self.refine(raw, e.repeat_interleave(num_images, 0)) if refine else raw
         lap("refiner")
         return PipelineOutput(images.cpu(), raw.cpu(), z.cpu(), [p for p in prompts for _ in range(num_images)],
                               times)
@@ -132,7 +133,8 @@ class TextToImagePipeline:
                         config={"kind": "prior", "prior": to_dict(self.prior.cfg)})
         if self.refiner is not None:
             save_checkpoint(out / "refiner", family="pipeline", model=self.refiner,
-                            config={"kind": "refiner_generator", "channels": self.refiner.channels})
+                            config={"kind": "refiner_generator", "channels": self.refiner.channels,
+                                    "embed_dim": self.refiner.embed_dim})
         save_json({"format": FORMAT, "clip_model": self.clip_model, "refiner": self.refiner is not None},
                   out / "pipeline.json")
         return out

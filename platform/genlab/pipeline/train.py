@@ -7,6 +7,8 @@ or the noised CLIP image embedding of the image itself.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
@@ -16,6 +18,7 @@ from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
 from genlab.core.seeding import seed_everything
 from genlab.core.train_state import TrainState
+from genlab.data.captions import DIGITS
 from genlab.eval.reconstruction import to_float
 from genlab.gan.losses import discriminator_loss, generator_loss
 from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig
@@ -117,7 +120,13 @@ def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
     from genlab.multimodal.models import prepare_float_images
 
     seed_everything(cfg.seed + 1000 * rt.rank)
-    clip, _, vae = load_frozen(cfg.parts, rt.device, clip=cfg.clip_weight > 0)
+    conditioned = cfg.text_condition
+    clip, tokenizer, vae = load_frozen(cfg.parts, rt.device, clip=cfg.clip_weight > 0 or conditioned)
+    captions = CaptionTable(clip, tokenizer, "train", rt.device) if conditioned else None
+    # the sizes the options imply, in the config the checkpoint records (load_model rebuilds from it)
+    cfg = dataclasses.replace(cfg, refiner=dataclasses.replace(
+        cfg.refiner, embed_dim=captions.embeddings.shape[1] if conditioned else 0,
+        d_classes=len(DIGITS) if cfg.class_discriminator else 0))
     refiner = Refiner(cfg.refiner)
     opt_g = torch.optim.Adam(refiner.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(refiner.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
@@ -125,21 +134,23 @@ def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
     state = TrainState(refiner, {"opt_g": opt_g, "opt_d": opt_d}, ddp=("generator", "discriminator"))
 
     def step(batch) -> dict:
-        images, _ = batch
+        images, labels = batch
         x = to_float(images)
         with torch.no_grad():
             raw = vae.decode(posterior_sample(vae, x)) * 2 - 1
         real = x * 2 - 1
+        e = captions.sample(labels) if conditioned else None  # a caption of x, as the prompt would be
+        y = labels if cfg.refiner.d_classes else None
         G, D = state.module("generator"), state.module("discriminator")
         # ALGO LOGIC: pix2pix: D tells (decode, real image) from (decode, refined decode); G fools D and stays
         # close (L1) to the image the decode came from
-        fake = G(raw)
-        real_logits, fake_logits = D(torch.cat([raw, real], 1)), D(torch.cat([raw, fake.detach()], 1))
+        fake = G(raw, e)
+        real_logits, fake_logits = D(torch.cat([raw, real], 1), y), D(torch.cat([raw, fake.detach()], 1), y)
         loss_d = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        adv = generator_loss(D(torch.cat([raw, fake], 1)))
+        adv = generator_loss(D(torch.cat([raw, fake], 1), y))
         l1 = F.l1_loss(fake, real)
         content = torch.zeros((), device=x.device)
         if clip is not None:  # what CLIP sees in the refined image stays what it sees in x
@@ -161,11 +172,12 @@ def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
             return {}
         refiner.eval()
         gen = torch.Generator(device=rt.device).manual_seed(0)
-        x = to_float(test[0][:EVAL_IMAGES].to(rt.device))
+        x, labels = to_float(test[0][:EVAL_IMAGES].to(rt.device)), test[1][:EVAL_IMAGES].to(rt.device)
         mu, logvar = vae.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen, device=mu.device)
         raw = vae.decode(z)
-        refined = (refiner.generator(raw * 2 - 1) + 1) / 2
+        e = captions.sample(labels, gen) if conditioned else None
+        refined = (refiner.generator(raw * 2 - 1, e) + 1) / 2
         return {"eval/l1_raw": float((raw - x).abs().mean()), "eval/l1_refined": float((refined - x).abs().mean())}
 
     return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,

@@ -51,9 +51,9 @@ class PriorStage:
                   autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8,
                                       "upscale_delay_s": 5, "downscale_delay_s": 60})
 class ImageGenerator:
-    """VAE decoder + GAN refiner: latents -> (raw decodes, refined images) as uint8 (N, 28, 28). Concurrent
-    requests are decoded as one batch; results do not depend on what they are batched with (eval mode, per-image
-    normalisation)."""
+    """VAE decoder + GAN refiner: latents (and their prompt's embedding) -> (raw decodes, refined images) as uint8
+    (N, 28, 28). Concurrent requests are decoded as one batch; results do not depend on what they are batched with
+    (eval mode, per-image normalisation)."""
 
     def __init__(self, pipeline_dir: str, batching: bool = True):
         from genlab.core.checkpoint import load_model
@@ -64,23 +64,32 @@ class ImageGenerator:
         self.refiner = load_model(refiner_dir) if refiner_dir.exists() else None
         self.batching = batching
 
-    def _generate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _generate(self, z: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (N, latent_dim) and each one's prompt embedding (N, D) -> (raw, refined) uint8 images."""
         import torch
 
         with torch.no_grad():
             raw = self.vae.decode(torch.from_numpy(z))
-            refined = (self.refiner(raw * 2 - 1) + 1) / 2 if self.refiner is not None else raw
+            refined = (self.refiner(raw * 2 - 1, torch.from_numpy(e)) + 1) / 2 if self.refiner is not None else raw
         to_u8 = lambda x: (x[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
         return to_u8(raw), to_u8(refined)
 
+    @staticmethod
+    def _with_embeddings(latents: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+        return np.repeat(np.asarray(embedding, np.float32)[None], len(latents), 0)
+
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batched(self, latents: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        raw, refined = self._generate(np.concatenate(latents))
-        bounds = np.cumsum([0] + [len(z) for z in latents])
+    async def _batched(self, requests: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        z = np.concatenate([z for z, _ in requests])
+        raw, refined = self._generate(z, np.concatenate([self._with_embeddings(z, e) for z, e in requests]))
+        bounds = np.cumsum([0] + [len(z) for z, _ in requests])
         return [(raw[a:b], refined[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    async def generate(self, latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return await self._batched(latents) if self.batching else self._generate(latents)
+    async def generate(self, latents: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One request's latents and its prompt's embedding (D,) (a text-conditioned refiner reads it)."""
+        if self.batching:
+            return await self._batched((latents, embedding))
+        return self._generate(latents, self._with_embeddings(latents, embedding))
 
 
 class GenerateRequest(BaseModel):
@@ -123,7 +132,7 @@ async def run_pipeline(text, prior, generator, req: GenerateRequest) -> dict:
     t1 = time.perf_counter()
     latents = await prior.sample.remote(embedding, req.num_images, req.seed, req.temperature)
     t2 = time.perf_counter()
-    raw, refined = await generator.generate.remote(latents)
+    raw, refined = await generator.generate.remote(latents, embedding)
     t3 = time.perf_counter()
     times = {"text_encoder": (t1 - t0) * 1e3, "prior": (t2 - t1) * 1e3, "generator": (t3 - t2) * 1e3,
              "total": (t3 - t0) * 1e3}
