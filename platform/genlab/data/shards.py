@@ -40,7 +40,6 @@ def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows
     return publish(tmp, out_dir)
 
 
-
 def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path:
     """Shard directory for (name, split), written on first use."""
     if captions.is_caption_set(name):

@@ -90,4 +90,3 @@ class Refiner(nn.Module):
         self.cfg = cfg
         self.generator = RefinerUNet(cfg.channels, cfg.embed_dim)
         self.discriminator = Discriminator(cfg.discriminator_config())
-
