@@ -79,6 +79,7 @@ PRIOR_VARIANTS = [
 
 REFINER_VARIANTS = [
     ("text-conditioned, decode-only D (pix2pix's discriminator)", {"class_discriminator": False}),
+    ("decode-only U-Net, class-conditional D", {"text_condition": False}),
 ]
 
 
