@@ -80,9 +80,10 @@ class ImageGenerator:
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
     async def _batched(self, requests: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        z = np.concatenate([z for z, _ in requests])
-        raw, refined = self._generate(z, np.concatenate([self._with_embeddings(z, e) for z, e in requests]))
-        bounds = np.cumsum([0] + [len(z) for z, _ in requests])
+        latents = [z for z, _ in requests]
+        embeddings = [self._with_embeddings(z, e) for z, e in requests]
+        raw, refined = self._generate(np.concatenate(latents), np.concatenate(embeddings))
+        bounds = np.cumsum([0] + [len(z) for z in latents])
         return [(raw[a:b], refined[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     async def generate(self, latents: np.ndarray, embedding: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
