@@ -168,6 +168,14 @@ def chapter3_rows() -> list[str]:
         rows.append(f"| {label}, CartPole-v1 | {bar} | {a['ok']}/{a['n']} seeds; env steps to 475: "
                     f"{_span(a['steps'])}; training s: {_span(a['secs'], '{:.1f}')}; final greedy return "
                     f"{_span(a['final'], '{:.1f}')}{_sampled(a)} | {verdict(a['ok'] == a['n'] == 5)} | `{cmd}` |")
+        if a["test"]:  # runs since the validation / test split of evaluation seeds
+            threshold = a["runs"][0]["threshold"]
+            ok = sum(t >= threshold for t in a["test"])
+            rows.append(f"| {label}, CartPole-v1: the agent each run returns | mean over 100 test-seed episodes "
+                        f"(never looked at in training) >= 475, 5/5 seeds | {ok}/{a['n']} seeds; returned: "
+                        f"best-validation agent {a['best']}, final agent {a['n'] - a['best']}; test return "
+                        f"{_span(a['test'], '{:.1f}')}; the final agents on the test seeds "
+                        f"{_span(a['final_test'], '{:.1f}')} | {verdict(ok == a['n'] == 5)} | `{cmd}` |")
     for agent, label in (("rllib_dqn", "RLlib DQN"), ("rllib_ppo", "RLlib PPO")):
         a = agent_stats(r["summaries"], agent, r["budgets"][agent])
         rows.append(f"| {label}, CartPole-v1 | RLlib's episode_return_mean >= 450 within 200k env steps | "

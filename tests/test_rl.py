@@ -146,6 +146,34 @@ def test_evaluator_is_seeded_per_episode_and_independent_of_parallelism():
     np.testing.assert_array_equal(a.returns, a.lengths)  # CartPole's true reward: 1 per step
 
 
+def test_the_run_returns_the_best_validated_agent_and_plays_the_test_seeds_once(tmp_path):
+    from genlab.rl.config import EvalConfig
+    from genlab.rl.results import RunRecorder
+
+    def always_left(obs):
+        return np.zeros(len(obs), dtype=np.int64)
+
+    cfg = smoke_config(DQNConfig())
+    cfg.eval = EvalConfig(every_steps=1, screen_episodes=2, episodes=5, threshold=50.0, seed=100, test_seed=200)
+    for select, returned in (("best_validation", "agent_best"), ("final", "agent")):
+        cfg.eval.select = select
+        live = {"policy": heuristic}  # the "training": good at step 1, collapsed by step 2
+        rec = RunRecorder("dqn", cfg, None, None, policy=lambda greedy: live["policy"], save=None,
+                          stochastic=False, freeze=lambda: (lambda greedy, frozen=live["policy"]: frozen))
+        rec.evaluate(1)
+        live["policy"] = always_left
+        rec.evaluate(2)
+        summary = rec.finish(2)
+        good_test = evaluate_policy(heuristic, "CartPole-v1", 5, seed=200).mean
+        bad_test = evaluate_policy(always_left, "CartPole-v1", 5, seed=200).mean
+        assert summary["best_validation_step"] == 1 and summary["reached_step"] == 1
+        assert summary["best_validation_eval_return"] == evaluate_policy(heuristic, "CartPole-v1", 5, seed=100).mean
+        assert summary["returned_agent"] == returned and summary["final_test_return_mean"] == bad_test
+        assert summary["test_return_mean"] == (good_test if returned == "agent_best" else bad_test)
+    with pytest.raises(ValueError, match="overlap the validation seeds"):
+        EvalConfig(seed=10_000, test_seed=10_050, episodes=100)
+
+
 def test_env_checks_give_clear_errors():
     assert env_dims("CartPole-v1") == (4, 2)
     with pytest.raises(ValueError, match="Discrete action"):
@@ -220,10 +248,11 @@ def test_gym_spec_thresholds_are_what_the_bars_assume():
     assert gym.spec("CartPole-v1").reward_threshold == 475.0 and gym.spec("CartPole-v1").max_episode_steps == 500
 
 
-def _summary(algo, seed, reached, final, rllib=None):
+def _summary(algo, seed, reached, final, rllib=None, test=500.0, returned="agent"):
     s = {"algo": algo, "env_id": "CartPole-v1", "seed": seed, "threshold": 475.0, "eval_episodes": 100,
          "reached_step": reached, "reached_train_seconds": None if reached is None else reached / 1000,
-         "final_greedy_return_mean": final, "curve": {"steps": [1000, 2000], "return": [20.0, None]}}
+         "final_greedy_return_mean": final, "curve": {"steps": [1000, 2000], "return": [20.0, None]},
+         "test_return_mean": test, "returned_agent": returned}
     if algo.startswith("rllib"):
         s["rllib_reached_step"] = rllib
     return s
@@ -232,13 +261,16 @@ def _summary(algo, seed, reached, final, rllib=None):
 def test_report_table_counts_runs_within_budget_and_as_test_names_misses(tmp_path):
     from genlab.rl.report import COLUMNS, missed_bars, table_rows, write_report
 
-    summaries = [_summary("dqn", 0, 7500, 500.0), _summary("dqn", 1, 60_000, 480.0),
-                 _summary("rllib_ppo", 0, 36_000, 500.0, rllib=84_000)]
+    summaries = [_summary("dqn", 0, 7500, 300.0, test=490.0, returned="agent_best"),
+                 _summary("dqn", 1, 60_000, 480.0, test=470.0),
+                 _summary("rllib_ppo", 0, 36_000, 500.0, rllib=84_000, test=400.0)]
     budgets = {"dqn": 50_000, "rllib_ppo": 200_000}
     rows = table_rows(summaries, budgets)
     assert rows[0][COLUMNS[4]].startswith("1/2") and rows[0][COLUMNS[5]] == "7,500; 7,500"
-    assert rows[1][COLUMNS[8]] == "1/1; 84,000"
-    assert missed_bars(summaries, budgets) == ["dqn seed 1: reached_step = 60000 (budget 50,000)"]
+    assert rows[0][COLUMNS[8]] == "1 / 1" and rows[0][COLUMNS[9]] == "480.0; 470.0" and rows[0][COLUMNS[10]] == "1/2"
+    assert rows[1][COLUMNS[11]] == "1/1; 84,000"
+    assert missed_bars(summaries, budgets) == ["dqn seed 1: reached_step = 60000 (budget 50,000)",
+                                               "dqn seed 1: test_return_mean = 470.0 (< 475; returned agent)"]
     paths = write_report(summaries, budgets, tmp_path)
     assert paths["figure"].exists() and "| dqn | CartPole-v1 | 2 |" in paths["table"].read_text()
 

@@ -7,6 +7,7 @@ fits 2 CPUs best.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -135,7 +136,8 @@ def train_rllib(cfg: RLlibCommon, run_dir: str | Path | None = None,
     name = "rllib_dqn" if isinstance(cfg, RLlibDQNConfig) else "rllib_ppo"
     algo = algorithm_config(cfg).build_algo()
     rec = RunRecorder(name, cfg, run_dir, report, policy=lambda greedy: module_policy(algo.get_module(), greedy),
-                      save=lambda path: algo.save_to_path(str(Path(path).resolve())), stochastic=name == "rllib_ppo")
+                      save=lambda path: algo.save_to_path(str(Path(path).resolve())), stochastic=name == "rllib_ppo",
+                      freeze=lambda: (lambda greedy, m=copy.deepcopy(algo.get_module()): module_policy(m, greedy)))
     bar = rllib_bar(cfg)
     rllib_reached, step = {"rllib_reached_step": None, "rllib_reached_train_seconds": None}, 0
     while step < cfg.total_env_steps and not (rec.tracker.done() and rllib_reached["rllib_reached_step"]):

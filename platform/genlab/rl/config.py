@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 
 @dataclass
 class EvalConfig:
-    """When and how the agent is scored during training (greedy, true reward, seeds apart from training)."""
+    """When and how the agent is scored (greedy, true reward). Two disjoint sets of episode seeds: validation
+    seeds, looked at during training to decide "reached" and to select the agent a run returns, and test seeds,
+    played once, by the final and the returned agent, after training."""
 
     every_steps: int = 2500
     """Score the agent every this many env steps."""
     screen_episodes: int = 10
-    """A cheap screen first; only a screen at/above `threshold` triggers the full evaluation."""
+    """A cheap screen first; only a screen at/above `threshold` triggers the full validation."""
     episodes: int = 100
-    """Episodes of the full evaluation (the bar: mean greedy return over these)."""
+    """Episodes of the full validation and of the test (the bar: mean greedy return over these)."""
     threshold: float | None = None
     """Return to reach; None = the environment's own `reward_threshold` (CartPole-v1: 475, Acrobot-v1: -100)."""
     seed: int = 10_000
-    """Evaluation episode i uses env seed `seed + i` (training seeds are small integers)."""
+    """Validation episode i uses env seed `seed + i` (training seeds are small integers)."""
+    test_seed: int = 20_000
+    """Test episode i uses env seed `test_seed + i`; must leave the validation seeds' range."""
+    select: Literal["best_validation", "final"] = "best_validation"
+    """Which agent the run returns: the one with the best full-validation mean (the final agent when it is as
+    good), or simply the final one."""
     stop_when_reached: bool = False
-    """Stop training once the full evaluation passes the threshold (saves compute; shortens the curve)."""
+    """Stop training once the full validation passes the threshold (saves compute; shortens the curve)."""
+
+    def __post_init__(self):
+        n = self.episodes
+        if self.seed < self.test_seed + n and self.test_seed < self.seed + n:
+            raise ValueError(f"test seeds {self.test_seed}..{self.test_seed + n - 1} overlap the validation seeds "
+                             f"{self.seed}..{self.seed + n - 1}: move --eval.test-seed out of that range")
 
 
 @dataclass

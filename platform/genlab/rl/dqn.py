@@ -103,7 +103,8 @@ def train_dqn(cfg: DQNConfig, run_dir: str | Path | None = None,
     buffer = ReplayBuffer(cfg.buffer_size, obs.shape[1:])
     stats = EpisodeStats(cfg.num_envs)
     rec = RunRecorder("dqn", cfg, run_dir, report, policy=lambda greedy: agent.act,
-                      save=lambda path: save_agent(path, agent, cfg, "dqn"), stochastic=False)
+                      save=lambda path: save_agent(path, agent, cfg, "dqn"), stochastic=False,
+                      freeze=lambda: (lambda greedy, frozen=copy.deepcopy(agent): frozen.act))
 
     train_every = max(cfg.train_freq // cfg.num_envs, 1)
     target_every = max(cfg.target_update_every // cfg.num_envs, 1)

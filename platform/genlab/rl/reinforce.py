@@ -3,6 +3,7 @@ returns, optionally minus a learned value baseline. Pure torch + gymnasium."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable
 
@@ -89,7 +90,8 @@ def train_reinforce(cfg: ReinforceConfig, run_dir: str | Path | None = None,
     env = gym.make(cfg.env_id)
     obs, _ = env.reset(seed=cfg.seed)
     rec = RunRecorder("reinforce", cfg, run_dir, report, policy=lambda greedy: lambda o: agent.act(o, greedy),
-                      save=lambda path: save_agent(path, agent, cfg, "reinforce"), stochastic=True)
+                      save=lambda path: save_agent(path, agent, cfg, "reinforce"), stochastic=True,
+                      freeze=lambda: (lambda greedy, frozen=copy.deepcopy(agent): lambda o: frozen.act(o, greedy)))
     step, logs = 0, []
     bar = tqdm(total=cfg.total_env_steps, desc=f"reinforce {cfg.env_id} seed {cfg.seed}", disable=None,
                mininterval=5)

@@ -32,12 +32,19 @@ def curve_on_grid(points: list[tuple[int, float]], grid: np.ndarray) -> list[flo
     return out
 
 
+PolicyFactory = Callable[[bool], Policy]  # greedy -> the evaluator's callable
+
+
 class RunRecorder:
-    """Owned by a training loop. `policy(greedy)` gives the evaluator's callable; `save(path)` saves the agent."""
+    """Owned by a training loop. `policy(greedy)` gives the evaluator's callable over the live agent; `freeze()`
+    a factory like it over a copy of the agent as it is now (kept when it validates best); `save(path)` saves the
+    live agent."""
 
     def __init__(self, algo: str, cfg, run_dir: str | Path | None, report: Callable[[dict], None] | None,
-                 policy: Callable[[bool], Policy], save: Callable[[Path], None] | None, stochastic: bool):
+                 policy: PolicyFactory, save: Callable[[Path], None] | None, stochastic: bool,
+                 freeze: Callable[[], PolicyFactory]):
         self.algo, self.cfg, self.report, self.policy, self.save = algo, cfg, report, policy, save
+        self.freeze, self.best_policy = freeze, None
         self.stochastic = stochastic  # also report the sampled (non-greedy) policy's return at the end
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.writer = None
@@ -45,7 +52,8 @@ class RunRecorder:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_json({"algo": algo, **to_dict(cfg)}, self.run_dir / "config.json")
             self.writer = MetricsWriter(self.run_dir / "metrics.jsonl")
-        self.tracker = EvalTracker(cfg.eval, cfg.env_id, on_reached=self._save_reached)
+        self.tracker = EvalTracker(cfg.eval, cfg.env_id, on_reached=lambda: self._save("agent_reached"),
+                                   on_best=self._keep_best)
         self.all_episodes: list[dict] = []
         self.curve: list[tuple[int, float]] = []  # (env step, rolling mean return)
 
@@ -76,20 +84,42 @@ class RunRecorder:
                  {k: round(v, 2) for k, v in metrics.items() if isinstance(v, float)})
         return metrics
 
-    def _save_reached(self) -> None:
+    def _save(self, name: str) -> None:
         if self.run_dir is not None and self.save is not None:
-            self.save(self.run_dir / "agent_reached")
+            self.save(self.run_dir / name)
+
+    def _keep_best(self) -> None:
+        self.best_policy = self.freeze()
+        self._save("agent_best")
+
+    def returned_policy(self, final_validation: float) -> tuple[str, PolicyFactory]:
+        """("agent_best", its policy) when selecting on validation and an earlier agent validated strictly
+        better than the final one; else ("agent", the final policy)."""
+        best = self.tracker.best
+        if (self.cfg.eval.select == "best_validation" and self.best_policy is not None
+                and best.eval_return > final_validation):
+            return "agent_best", self.best_policy
+        return "agent", self.policy
 
     def finish(self, step: int, extra: dict | None = None) -> dict:
-        """Final evaluation, summary.json, figures, GIF, saved agent; returns the summary."""
+        """Final validation; the returned agent picked on it; the test seeds played once by the final and the
+        returned agent; summary.json, figures, GIF, saved agent. Returns the summary."""
         ev = self.cfg.eval
-        greedy = evaluate_policy(self.policy(True), self.cfg.env_id, ev.episodes, ev.seed)
+        greedy = self.tracker.validate(self.policy(True))
+        returned, returned_policy = self.returned_policy(greedy.mean)
+        test_final = evaluate_policy(self.policy(True), self.cfg.env_id, ev.episodes, ev.test_seed)
+        test = test_final if returned == "agent" else evaluate_policy(returned_policy(True), self.cfg.env_id,
+                                                                       ev.episodes, ev.test_seed)
         grid = np.arange(ev.every_steps, self.cfg.total_env_steps + 1, ev.every_steps)
         summary = {"algo": self.algo, "env_id": self.cfg.env_id, "seed": self.cfg.seed, "env_steps": step,
                    "train_seconds": self.tracker.train_seconds(), "episodes": len(self.all_episodes),
                    "eval_episodes": ev.episodes,
                    **self.tracker.summary(), "final_greedy_return_mean": greedy.mean,
-                   "final_greedy_return_std": greedy.std,
+                   "final_greedy_return_std": greedy.std, "final_test_return_mean": test_final.mean,
+                   "returned_agent": returned,
+                   "returned_step": step if returned == "agent" else self.tracker.best.step,
+                   "test_return_mean": test.mean, "test_return_std": test.std,
+                   "test_return_min": float(test.returns.min()),
                    "curve": {"steps": grid.tolist(), "return": curve_on_grid(self.curve, grid)}, **(extra or {})}
         if self.stochastic:
             sampled = evaluate_policy(self.policy(False), self.cfg.env_id, ev.episodes, ev.seed)
@@ -103,5 +133,5 @@ class RunRecorder:
             learning_curve(self.all_episodes, self.curve, self.tracker.history, self.tracker.threshold,
                            self.run_dir / "learning_curve.png", f"{self.algo} on {self.cfg.env_id}, seed "
                                                                  f"{self.cfg.seed}")
-            record_gif(self.policy(True), self.cfg.env_id, ev.seed, self.run_dir / "episode.gif")
+            record_gif(returned_policy(True), self.cfg.env_id, ev.test_seed, self.run_dir / "episode.gif")
         return summary

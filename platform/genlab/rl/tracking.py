@@ -1,4 +1,5 @@
-"""Periodic evaluation during training: when was the threshold first reached, in env steps and seconds?"""
+"""Periodic validation during training: when was the threshold first reached, in env steps and seconds, and
+which agent validated best? (Validation seeds only; the test seeds are played after training, in results.py.)"""
 
 from __future__ import annotations
 
@@ -22,14 +23,18 @@ class Reached:
 
 @dataclass
 class EvalTracker:
-    """Every `cfg.every_steps` env steps: a greedy screen of a few episodes, and the full N-episode evaluation
-    when the screen passes. `reached` records the first full pass; `train_seconds` excludes evaluation time."""
+    """Every `cfg.every_steps` env steps: a greedy screen of a few validation episodes, and the full N-episode
+    validation whenever the screen passes. `reached` records the first full pass, `best` the best full
+    validation so far (`on_best` fires at each new best, ties included: later agents trained longer);
+    `train_seconds` excludes evaluation time."""
 
     cfg: EvalConfig
     env_id: str
     on_reached: Callable[[], None] | None = None  # e.g. save the agent as `agent_reached`
+    on_best: Callable[[], None] | None = None  # e.g. keep a copy of the agent
     threshold: float = field(init=False)
     reached: Reached = field(default_factory=Reached)
+    best: Reached = field(default_factory=Reached)
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
@@ -55,15 +60,14 @@ class EvalTracker:
             self._next += self.cfg.every_steps
         screen = evaluate_policy(policy, self.env_id, self.cfg.screen_episodes, self.cfg.seed)
         metrics = {"step": step, "eval/screen_return_mean": screen.mean, "perf/train_seconds": train_seconds}
-        if screen.mean >= self.threshold and self.reached.step is None:
-            # episode i is seeded seed + i: the screen's episodes are the full evaluation's first ones
-            full, n_rest = screen, self.cfg.episodes - len(screen.returns)
-            if n_rest > 0:
-                rest = evaluate_policy(policy, self.env_id, n_rest, self.cfg.seed + len(screen.returns))
-                full = EvalResult(np.concatenate([screen.returns, rest.returns]),
-                                  np.concatenate([screen.lengths, rest.lengths]))
+        if screen.mean >= self.threshold:
+            full = self.validate(policy, screen)
             metrics["eval/return_mean"] = full.mean
-            if full.mean >= self.threshold:
+            if self.best.step is None or full.mean >= self.best.eval_return:
+                self.best = Reached(step, train_seconds, full.mean)
+                if self.on_best is not None:
+                    self.on_best()
+            if full.mean >= self.threshold and self.reached.step is None:
                 self.reached = Reached(step, train_seconds, full.mean)
                 if self.on_reached is not None:
                     self.on_reached()
@@ -71,5 +75,15 @@ class EvalTracker:
         self.history.append(metrics)
         return metrics
 
+    def validate(self, policy: Policy, screen: EvalResult | None = None) -> EvalResult:
+        """The full validation; episode i is seeded `seed + i`, so a screen's episodes are its first ones."""
+        done = screen if screen is not None else EvalResult(np.zeros(0), np.zeros(0, dtype=np.int64))
+        n_rest = self.cfg.episodes - len(done.returns)
+        if n_rest <= 0:
+            return done
+        rest = evaluate_policy(policy, self.env_id, n_rest, self.cfg.seed + len(done.returns))
+        return EvalResult(np.concatenate([done.returns, rest.returns]), np.concatenate([done.lengths, rest.lengths]))
+
     def summary(self) -> dict:
-        return {"threshold": self.threshold, **{f"reached_{k}": v for k, v in asdict(self.reached).items()}}
+        return {"threshold": self.threshold, **{f"reached_{k}": v for k, v in asdict(self.reached).items()},
+                **{f"best_validation_{k}": v for k, v in asdict(self.best).items()}}
