@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -100,19 +102,19 @@ def test_tune_sweep_jobs_smoke_two_trials_each(tmp_path):
 
 
 def test_rl_job_rejects_bad_input_before_starting_ray():
+    import ray
+
     for args, message in ((["--env-id", "Pendulum-v1"], "Discrete action"), (["--seeds", "0"], "--seeds must be"),
                           (["--agents", "ppo"], "invalid choice")):
-        out = subprocess.run([sys.executable, "jobs/rl.py", *args], cwd=ROOT, capture_output=True, text=True,
-                             timeout=120)
+        out = run_cli("jobs/rl.py", *args)
         assert out.returncode != 0 and message in out.stderr, (args, out.stderr[-2000:])
-        assert "Started a local Ray instance" not in out.stderr
+        assert not ray.is_initialized()
 
 
 def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
-    out = subprocess.run([sys.executable, "jobs/compare.py"], cwd=ROOT, capture_output=True, text=True)
+    out = run_cli("jobs/compare.py")
     assert out.returncode != 0 and "nothing to compare" in out.stderr
-    out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(tmp_path / "nope")], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = run_cli("jobs/compare.py", "--gan", str(tmp_path / "nope"))
     assert out.returncode != 0 and "no such directory" in out.stderr
 
 
@@ -120,32 +122,31 @@ def test_help_documents_fields():
     jobs = ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
             "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py", "jobs/serve_search.py", "jobs/pipeline.py",
             "jobs/serve_generate.py"]
-    procs = {job: subprocess.Popen([sys.executable, job, "--help"], cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True) for job in jobs}  # side by side: imports dominate
-    outs = {job: p.communicate(timeout=300) for job, p in procs.items()}
-    for job, (stdout, stderr) in outs.items():
-        assert procs[job].returncode == 0, stderr[-2000:]
+    outs = {job: run_cli(job, "--help") for job in jobs}
+    for job, out in outs.items():
+        assert out.returncode == 0, out.stderr[-2000:]
         if job not in ("jobs/rl.py", "jobs/serve_search.py", "jobs/serve_generate.py"):
-            assert "--smoke-test" in stdout and "--ray.num-workers" in stdout, job
-    stdout = outs["jobs/rl.py"][0]
+            assert "--smoke-test" in out.stdout and "--ray.num-workers" in out.stdout, job
+    stdout = outs["jobs/rl.py"].stdout
     assert "--as-test" in stdout and "--dqn.double-dqn" in stdout and "--rllib-ppo.lr" in stdout
-    assert "--allowed-root" in outs["jobs/serve_search.py"][0] and "--fast-ingress" in outs["jobs/serve_search.py"][0]
-    assert "--pipeline" in outs["jobs/serve_generate.py"][0]
-    pipeline_help = outs["jobs/pipeline.py"][0]
+    assert "--dqn.eval.test-seed" in stdout and "--reinforce.eval.select" in stdout
+    search = outs["jobs/serve_search.py"].stdout
+    assert "--allowed-root" in search and "--fast-ingress" in search
+    assert "--pipeline" in outs["jobs/serve_generate.py"].stdout
+    pipeline_help = outs["jobs/pipeline.py"].stdout
     assert "--prior.image-embed-frac" in pipeline_help and "--refiner.l1-weight" in pipeline_help
 
 
 def test_bad_input_is_a_clear_error():
     # the search server refuses weights that are neither a file, a run, nor an open_clip tag before Ray starts
-    out = subprocess.run([sys.executable, "jobs/serve_search.py", "--weights", "no-such-run"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = run_cli("jobs/serve_search.py", "--weights", "no-such-run")
     assert out.returncode != 0 and "not a file and not a tag" in out.stderr, out.stderr[-2000:]
-    out = subprocess.run([sys.executable, "jobs/vae.py", "--train.model.kind", "ae"], cwd=ROOT, capture_output=True,
-                         text=True)
+    out = run_cli("jobs/vae.py", "--train.model.kind", "ae")
     assert out.returncode != 0 and "jobs/ae.py" in out.stderr
-    out = subprocess.run([sys.executable, "jobs/ae.py", "--train.objective", "fancy"], cwd=ROOT,
-                         capture_output=True, text=True)
+    out = run_cli("jobs/ae.py", "--train.objective", "fancy")
     assert out.returncode != 0 and "objective must be one of" in out.stderr
+    out = run_cli("jobs/rl.py", "--dqn.eval.test-seed", "10050")
+    assert out.returncode != 0 and "overlap the validation seeds" in out.stderr
 
 
 def test_resume_flag_continues_a_run_and_refuses_a_different_config(tmp_path):
@@ -154,6 +155,5 @@ def test_resume_flag_continues_a_run_and_refuses_a_different_config(tmp_path):
     run_dir = next(tmp_path.glob("ae-mlp-classic__0__*"))
     stdout = run_job("jobs/ae.py", *flags, "--ray.resume", str(run_dir))
     assert str(run_dir) in stdout and len(list(tmp_path.iterdir())) == 1  # no second run directory
-    out = subprocess.run([sys.executable, "jobs/ae.py", *flags, "--ray.resume", str(run_dir), "--train.lr", "0.1"],
-                         cwd=ROOT, capture_output=True, text=True)
+    out = run_cli("jobs/ae.py", *flags, "--ray.resume", str(run_dir), "--train.lr", "0.1")
     assert out.returncode != 0 and "differs from this command's config" in out.stderr

@@ -141,10 +141,12 @@ def _job(*args, cwd=ROOT, timeout=600):
 
 
 def test_job_refuses_bad_parts_before_training(tmp_path):
-    out = _job("--clip", str(tmp_path / "nope"), "--ray.storage", str(tmp_path))
+    from tests.cli_helpers import run_cli
+
+    out = run_cli("jobs/pipeline.py", "--clip", str(tmp_path / "nope"), "--ray.storage", str(tmp_path))
     assert out.returncode != 0 and "no such file" in out.stderr
     clip = random_clip_weights(tmp_path / "clip")
-    out = _job("--clip", str(clip), "--vae", str(tmp_path), "--ray.storage", str(tmp_path))
+    out = run_cli("jobs/pipeline.py", "--clip", str(clip), "--vae", str(tmp_path), "--ray.storage", str(tmp_path))
     assert out.returncode != 0 and "no checkpoint there" in out.stderr
     assert not list(tmp_path.glob("pipeline__*"))  # nothing started
 
