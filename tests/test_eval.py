@@ -7,7 +7,7 @@ import torch
 
 from genlab.autoencoders import VAE, ModelConfig
 from genlab.autoencoders.losses import bce_sum
-from genlab.eval.fld import LeNet, _Features, class_entropy, frechet_distance
+from genlab.eval.fld import LeNet, class_entropy, features, frechet_distance, frechet_distance_of_features
 from genlab.eval.likelihood import binarize, iwae_log_likelihood
 from genlab.eval.reconstruction import psnr, reconstruction_metrics
 
@@ -71,12 +71,31 @@ def test_frechet_distance_matches_scipy_reference():
     a, b = torch.rand(300, 1, 28, 28), torch.rand(300, 1, 28, 28) ** 2
     fd = frechet_distance(net, a, b)
     with torch.no_grad():
-        fa, fb = (_Features(net)(t).double().numpy() for t in (a, b))
+        fa, fb = (net.features(t).double().numpy() for t in (a, b))
     mu1, mu2, s1, s2 = fa.mean(0), fb.mean(0), np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
     covmean = scipy.linalg.sqrtm(s1 @ s2).real
     ref = float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
     assert fd == pytest.approx(ref, rel=1e-3)
     assert frechet_distance(net, a, a) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_sample_quality_compares_with_the_cached_test_features():
+    from genlab.data.mnist import load_dataset
+    from genlab.eval.fld_reference import reference_classifier, reference_dir, reference_test_features
+    from genlab.eval.sample_quality import sample_quality
+
+    classifier, info = reference_classifier("mnist", quick=True)
+    test = load_dataset("mnist", "test")[0]
+    cached = reference_test_features("mnist", quick=True)
+    assert (reference_dir("mnist", quick=True) / "test_features.pt").exists()
+    rows = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:500]
+    assert cached.shape == (len(test), classifier.num_features)
+    torch.testing.assert_close(cached[rows], features(classifier, test[rows]))  # the test set's, row for row
+    samples = test[5000:5400].flip(-1)  # mirrored digits: far from the test set, not infinitely
+    q = sample_quality(samples, quick=True)
+    assert q["fld"] == pytest.approx(frechet_distance_of_features(cached, features(classifier, samples)), rel=1e-9)
+    assert q["fld"] > 10 * info["fld_floor_train_vs_test"]
+    assert q["fld_ratio"] == pytest.approx(q["fld"] / info["fld_floor_train_vs_test"])
 
 
 def test_class_entropy():

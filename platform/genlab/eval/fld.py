@@ -2,13 +2,13 @@
 
 No Inception weights can be had offline, and Inception features are a poor fit for 28x28 digits anyway; a LeNet
 trained to >= 99% test accuracy gives features that separate digit shapes (the "FLD" of several MNIST papers).
-torchmetrics' FrechetInceptionDistance does the statistics, with our network as its custom feature extractor.
+torchmetrics' FrechetInceptionDistance does the statistics, on our network's features (float32 network, float64
+statistics).
 The classifier also labels generated samples (class-histogram entropy, conditional accuracy).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -61,37 +61,48 @@ def build_classifier(config: dict) -> LeNet:
 register_family("eval.fld", build_classifier)
 
 
-class _Features(nn.Module):
-    """The view torchmetrics wants: any images -> penultimate features, always in eval mode."""
+class _Given(nn.Module):
+    """The feature extractor torchmetrics is handed: the features are computed before (by `features`, once per
+    image set: the test set's are cached), so it passes them through, in float64 for the statistics."""
 
-    def __init__(self, classifier: LeNet):
+    def __init__(self, num_features: int):
         super().__init__()
-        self.classifier = classifier.eval()
-        self.num_features = classifier.num_features
+        self.num_features = num_features
 
-    def train(self, mode: bool = True):
-        return super().train(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        param = next(self.classifier.parameters())  # set_dtype(float64) casts the network too
-        return self.classifier.features(to_float(x).to(param.device, param.dtype))
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats.double()
 
 
 @torch.no_grad()
-def frechet_distance(classifier: LeNet, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 1000) -> float:
-    """FLD between two image sets (uint8 (N, 28, 28) or float (N, 1, 28, 28) in [0, 1])."""
-    metric = FrechetInceptionDistance(feature=_Features(copy.deepcopy(classifier)), normalize=True)
-    metric.set_dtype(torch.float64)
-    for images, is_real in ((real, True), (fake, False)):
-        for start in range(0, len(images), batch_size):
-            metric.update(to_float(images[start:start + batch_size]), real=is_real)
+def features(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Penultimate features (N, F), float32, of uint8 (N, 28, 28) or float (N, 1, 28, 28) images in [0, 1]."""
+    classifier.eval()
+    device = next(classifier.parameters()).device
+    return torch.cat([classifier.features(to_float(images[s:s + batch_size]).to(device)).float().cpu()
+                      for s in range(0, len(images), batch_size)])
+
+
+def frechet_distance_of_features(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID's formula (torchmetrics' statistics, float64) on two feature sets (N, F)."""
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
     return float(metric.compute())
 
 
+def frechet_distance(classifier: LeNet, real: torch.Tensor, fake: torch.Tensor, batch_size: int = 1000) -> float:
+    """FLD between two image sets (uint8 (N, 28, 28) or float (N, 1, 28, 28) in [0, 1])."""
+    return frechet_distance_of_features(features(classifier, real, batch_size), features(classifier, fake, batch_size))
+
+
 @torch.no_grad()
-def predict(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000,
+            feats: torch.Tensor | None = None) -> torch.Tensor:
+    """Predicted classes; from the images' `feats` (by `features`) when already computed."""
     classifier.eval()
     device = next(classifier.parameters()).device
+    if feats is not None:
+        return classifier.head(feats.to(device)).argmax(1).cpu()
     return torch.cat([classifier(to_float(images[s:s + batch_size]).to(device)).argmax(1).cpu()
                       for s in range(0, len(images), batch_size)])
 

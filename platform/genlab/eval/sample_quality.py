@@ -10,17 +10,8 @@ from typing import Callable
 
 import torch
 
-from genlab.data.mnist import load_dataset
-from genlab.eval.fld import class_entropy, frechet_distance, predict
-from genlab.eval.fld_reference import reference_classifier
-from genlab.eval.reconstruction import to_float
-
-
-@torch.no_grad()
-def features(classifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    classifier.eval()
-    return torch.cat([classifier.features(to_float(images[s:s + batch_size])).double()
-                      for s in range(0, len(images), batch_size)])
+from genlab.eval.fld import class_entropy, features, frechet_distance_of_features, predict
+from genlab.eval.fld_reference import reference_classifier, reference_test_features
 
 
 def _kth_nn_radius(feats: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
@@ -42,7 +33,8 @@ def _coverage(queries: torch.Tensor, support: torch.Tensor, radii: torch.Tensor,
 
 
 def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    """Improved precision (fakes on the real manifold) and recall (reals on the fake manifold)."""
+    """Improved precision (fakes on the real manifold) and recall (reals on the fake manifold), in float64."""
+    real_feats, fake_feats = real_feats.double(), fake_feats.double()
     precision = _coverage(fake_feats, real_feats, _kth_nn_radius(real_feats, k))
     recall = _coverage(real_feats, fake_feats, _kth_nn_radius(fake_feats, k))
     return precision, recall
@@ -54,11 +46,10 @@ def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = 
 
     Precision/recall compare with as many test images as there are samples (at most the 10k test set)."""
     classifier, info = reference_classifier(dataset, quick=quick)
-    test = load_dataset(dataset, "test")[0]
-    fld = frechet_distance(classifier, test, samples)
-    predicted = predict(classifier, samples)
-    n_real = min(len(test), len(samples))
-    precision, recall = precision_recall(features(classifier, test[:n_real]), features(classifier, samples), pr_k)
+    real, fake = reference_test_features(dataset, quick=quick), features(classifier, samples)
+    fld = frechet_distance_of_features(real, fake)
+    predicted = predict(classifier, samples, feats=fake)
+    precision, recall = precision_recall(real[:len(fake)], fake, pr_k)
     out = {"fld": fld, "fld_floor": info["fld_floor_train_vs_test"],
            "fld_ratio": fld / info["fld_floor_train_vs_test"], "n_samples": len(samples),
            "precision": precision, "recall": recall, "class_entropy": class_entropy(predicted),

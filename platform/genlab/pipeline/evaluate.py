@@ -10,7 +10,8 @@ import torch
 
 from genlab.data.mnist import load_dataset
 from genlab.eval.fld_reference import reference_classifier
-from genlab.eval.sample_quality import features, precision_recall, sample_quality
+from genlab.eval.fld import features
+from genlab.eval.sample_quality import precision_recall, sample_quality
 from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE, TextToImagePipeline
 from genlab.pipeline.prompts import balanced_prompts, digit_prompts
 
