@@ -3,6 +3,7 @@
     python benchmarks/chapter3_rl.py --only cartpole        # 4 agents x 5 seeds, CartPole-v1 (the bars)
     python benchmarks/chapter3_rl.py --only side_by_side    # own DQN vs RLlib DQN, one trial at a time
     python benchmarks/chapter3_rl.py --only acrobot         # 4 agents x 3 seeds, Acrobot-v1 (no bar)
+    python benchmarks/chapter3_rl.py --only dqn_double      # Double DQN x 5 seeds: does the final agent hold?
     python benchmarks/write_results.py                      # re-render RESULTS.md
 """
 
@@ -36,6 +37,8 @@ PRESETS = {  # name: (configs, seeds, max concurrent trials, command line of the
                          "rllib_ppo": RLlibPPOConfig(env_id="Acrobot-v1")}, 3, 2,
                 "python jobs/rl.py --env-id Acrobot-v1 --seeds 3 --dqn.total-env-steps 100000 "
                 "--rllib-dqn.total-env-steps 100000"),
+    "dqn_double": (lambda: {"dqn": DQNConfig(double_dqn=True)}, 5, 2,
+                   "python jobs/rl.py --agents dqn --seeds 5 --dqn.double-dqn"),
 }
 
 

@@ -191,6 +191,14 @@ def chapter3_rows() -> list[str]:
                     f"{_span(own['secs'], '{:.1f}')} s; RLlib: {lib['ok']}/{lib['n']} seeds, {_span(lib['steps'])} "
                     f"steps, {_span(lib['secs'], '{:.1f}')} s | (reported) | `{side['command']}` via "
                     f"`python benchmarks/chapter3_rl.py --only side_by_side` |")
+    double = load("rl_dqn_double")
+    if double:
+        a = agent_stats(double["summaries"], "dqn", double["budgets"]["dqn"])
+        rows.append(f"| Double DQN, CartPole-v1 (50,000 env steps) | (no bar: does the final agent hold?) | "
+                    f"greedy >= 475 on validation: {a['ok']}/{a['n']} seeds, env steps {_span(a['steps'])}; final "
+                    f"agents on the test seeds {_span(a['final_test'], '{:.1f}')}; returned agents on the test seeds "
+                    f"{_span(a['test'], '{:.1f}')} | | `{double['command']}` via "
+                    f"`python benchmarks/chapter3_rl.py --only dqn_double` |")
     acro = load("rl_acrobot")
     if acro:
         for agent in ("dqn", "reinforce", "rllib_dqn", "rllib_ppo"):

@@ -118,27 +118,41 @@ def head(tmp_path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
     port, dash = _free_port(), _free_port()
 
-    def submit(*args, expect_run=True):
+    def submit_together(*jobs: tuple[str, ...], expect_run=True) -> list[str]:
+        """Each job's `python <args>` sent with its own `ray job submit`, all at once (the head has a CPU for
+        each job's one worker); waits for all and returns their outputs."""
+        outs, pending = {}, list(jobs)
         for _ in range(30):  # the head's job agent comes up a few seconds after `ray start` reports the node
-            out = subprocess.run([RAY_BIN, "job", "submit", f"--address=http://127.0.0.1:{dash}", "--working-dir",
-                                  str(ROOT), "--", "python", *args], env=env, capture_output=True, text=True,
-                                 timeout=600)
-            if "No available agent to submit job" not in out.stderr:
+            procs = {args: subprocess.Popen([RAY_BIN, "job", "submit", f"--address=http://127.0.0.1:{dash}",
+                                             "--working-dir", str(ROOT), "--", "python", *args], env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for args in pending}
+            for args, proc in procs.items():
+                stdout, stderr = proc.communicate(timeout=600)
+                outs[args] = (proc.returncode, stdout, stderr)
+            pending = [args for args in pending if "No available agent to submit job" in outs[args][2]]
+            if not pending:
                 break
             time.sleep(2)
-        assert out.returncode == 0, args[0] + out.stdout[-3000:] + out.stderr[-3000:]
-        assert "succeeded" in out.stdout and (not expect_run or "run directory:" in out.stdout), out.stdout[-3000:]
-        return out.stdout
+        for args, (code, stdout, stderr) in outs.items():
+            assert code == 0, args[0] + stdout[-3000:] + stderr[-3000:]
+            assert "succeeded" in stdout and (not expect_run or "run directory:" in stdout), stdout[-3000:]
+        return [outs[args][1] for args in jobs]
+
+    def submit(*args, expect_run=True):
+        return submit_together(args, expect_run=expect_run)[0]
 
     with ray_head(env, port, dash, tmp_path / "head.log"):
-        yield types.SimpleNamespace(submit=submit, env=env, dashboard=f"http://127.0.0.1:{dash}")
+        yield types.SimpleNamespace(submit=submit, submit_together=submit_together, env=env,
+                                    dashboard=f"http://127.0.0.1:{dash}")
 
 
 def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, tmp_path):
     # (jobs/ae.py is submitted in tests/test_multinode.py, to a two-node cluster)
-    for job, run_glob, figure in (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
-                                  ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
-        stdout = head.submit(job, "--smoke-test", "--ray.storage", str(tmp_path))
+    jobs = (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
+            ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png"))
+    stdouts = head.submit_together(*[(job, "--smoke-test", "--ray.storage", str(tmp_path)) for job, _, _ in jobs])
+    for (job, run_glob, figure), stdout in zip(jobs, stdouts):
         run_dirs = list(tmp_path.glob(run_glob))
         assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
         assert find_latest_checkpoint(run_dirs[0]) is not None
