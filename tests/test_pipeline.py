@@ -168,7 +168,9 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
     assert pipe("a seven", 2, seed=0).images.shape == (2, 1, 28, 28)
     # resuming the finished run retrains and re-measures nothing (no Ray starts); other flags are refused
-    again = _job(*args, "--ray.resume", str(run), "--eval-per-digit", "0")
+    from tests.cli_helpers import run_cli
+
+    again = run_cli("jobs/pipeline.py", *args, "--ray.resume", str(run), "--eval-per-digit", "0")
     assert again.returncode != 0 and "differs" in again.stderr
     before = (run / "report.json").stat().st_mtime
     again = _job(*args, "--ray.resume", str(run))

@@ -111,8 +111,8 @@ def ray_head(env: dict, port: int, dash: int, log: Path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def head(tmp_path):
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
     """A running `ray start --head` and a `submit(*args)` that sends `python <args>` to it with `ray job submit`."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
@@ -142,7 +142,7 @@ def head(tmp_path):
     def submit(*args, expect_run=True):
         return submit_together(args, expect_run=expect_run)[0]
 
-    with ray_head(env, port, dash, tmp_path / "head.log"):
+    with ray_head(env, port, dash, tmp_path_factory.mktemp("head") / "head.log"):
         yield types.SimpleNamespace(submit=submit, submit_together=submit_together, env=env,
                                     dashboard=f"http://127.0.0.1:{dash}")
 

@@ -263,61 +263,6 @@ def test_bad_generate_requests_get_a_4xx_and_the_server_stays_up(app):
 
 
 @pytest.mark.ray
-def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
-    """(An app started afresh over an index on disk: the `serve deploy` step of tests/test_ray_integration.py.)"""
-    import ray
-    from ray import serve
-
-    status, out = post_json(app, "/api/index", {"folder": "shapes"})
-    assert status == 200 and out["images"] == 4 and out["added"] == 4 and out["count"] == 504
-    assert post_json(app, "/api/index", {"folder": "shapes"})[1]["added"] == 0  # only new images are added
-    green = app["root"] / "shapes" / "1.png"
-    upload = multipart({"file": ("g.png", green.read_bytes())})
-    found = json.loads(call(f"{app['url']}/api/search/image?k=1", *upload)[1])
-    assert found["results"][0]["id"] == str(green.resolve())  # indexed files are found by their absolute path
-    assert call(app["url"] + found["results"][0]["thumbnail"])[0] == 200
-
-    # a replica killed under load: Serve replaces it, the new one loads every acknowledged entry
-    errors, stop = [], threading.Event()
-
-    def traffic():
-        while not stop.is_set():
-            errors.append(search(app, "a red seven", 3)[0])
-
-    t = threading.Thread(target=traffic)
-    t.start()
-    replica = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "IndexStore" in a["name"])
-    ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and json.loads(call(f"{app['url']}/api/stats")[1]).get("count") != 504:
-        time.sleep(0.5)
-    time.sleep(1)
-    stop.set()
-    t.join()
-    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
-    assert errors.count(200) > 0 and set(errors) <= {200, 503}, sorted(set(errors))  # a retry hint, never a 500
-
-    # a user_config change reloads the index in place: point it at another index directory and back
-    from genlab.serve.search_app import build_app
-
-    other = app["work"] / "other-index"
-    build_caption_index(app["weights"], other, split="test_templates")
-    args = {"pipeline": str(app["pipeline"]), "index_dir": str(other), "allowed_root": str(app["root"])}
-
-    def stats() -> dict:
-        return json.loads(call(f"{app['url']}/api/stats")[1])
-
-    # (serve.run from Python gives each run a new code version, so replicas restart here; a `serve deploy` that
-    # changes only the user_config reconfigures the running replica, as Ray documents; not measured here)
-    try:
-        serve.run(build_app(args), name="search", route_prefix="/")
-        assert stats()["count"] == 500
-    finally:
-        serve.run(build_app(args | {"index_dir": str(app["work"] / "index")}), name="search", route_prefix="/")
-    assert stats()["count"] == 504
-
-
-@pytest.mark.ray
 def test_the_page_in_a_real_browser(app):
     """Debian's chromium (no browser download) driven by playwright: type, see the grid, read the top hit."""
     from playwright.sync_api import sync_playwright
@@ -387,3 +332,55 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(app, tmp_path):
     assert out["requests"] >= 150, out["output_tail"]
     assert out["server_errors"] == 0, out
     assert call(f"{app['url']}/api/health")[0] == 200
+
+
+@pytest.mark.ray
+def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
+    """(An app started afresh over an index on disk: the `serve deploy` step of tests/test_ray_integration.py.)"""
+    import ray
+    from ray import serve
+
+    status, out = post_json(app, "/api/index", {"folder": "shapes"})
+    assert status == 200 and out["images"] == 4 and out["added"] == 4 and out["count"] == 504
+    assert post_json(app, "/api/index", {"folder": "shapes"})[1]["added"] == 0  # only new images are added
+    green = app["root"] / "shapes" / "1.png"
+    upload = multipart({"file": ("g.png", green.read_bytes())})
+    found = json.loads(call(f"{app['url']}/api/search/image?k=1", *upload)[1])
+    assert found["results"][0]["id"] == str(green.resolve())  # indexed files are found by their absolute path
+    assert call(app["url"] + found["results"][0]["thumbnail"])[0] == 200
+
+    # a replica killed under load: Serve replaces it, the new one loads every acknowledged entry
+    errors, stop = [], threading.Event()
+
+    def traffic():
+        while not stop.is_set():
+            errors.append(search(app, "a red seven", 3)[0])
+
+    t = threading.Thread(target=traffic)
+    t.start()
+    replica = next(a for a in ray.util.list_named_actors(all_namespaces=True) if "IndexStore" in a["name"])
+    ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and json.loads(call(f"{app['url']}/api/stats")[1]).get("count") != 504:
+        time.sleep(0.5)
+    time.sleep(1)
+    stop.set()
+    t.join()
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
+    assert errors.count(200) > 0 and set(errors) <= {200, 503}, sorted(set(errors))  # a retry hint, never a 500
+
+    # a user_config change reloads the index in place: point it at another index directory and back
+    from genlab.serve.search_app import build_app
+
+    other = app["work"] / "other-index"
+    build_caption_index(app["weights"], other, split="test_templates")
+    args = {"pipeline": str(app["pipeline"]), "index_dir": str(other), "allowed_root": str(app["root"])}
+
+    def stats() -> dict:
+        return json.loads(call(f"{app['url']}/api/stats")[1])
+
+    # (serve.run from Python gives each run a new code version, so replicas restart here; a `serve deploy` that
+    # changes only the user_config reconfigures the running replica, as Ray documents; not measured here). The
+    # module's last test: the app now serves the other index.
+    serve.run(build_app(args), name="search", route_prefix="/")
+    assert stats()["count"] == 500
