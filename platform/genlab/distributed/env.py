@@ -21,7 +21,7 @@ RAY_ENV_DEFAULTS = {
     "RAY_TRAIN_V2_ENABLED": "1",
     "RAY_DATA_LOG_LEVEL": "WARNING",          # Ray Data's per-dataset INFO lines; its log file keeps them
     # Ray Train's controller polls its workers every 2 s by default, so every run ends up to 2 s after its last
-    # step and each report waits for a poll; 0.5 s costs nothing measurable. Ray processes started from this
+    # step and each report waits for a poll; a poll is one cheap call per worker. Ray processes started from this
     # environment (the embedded Ray, `ray start` here) inherit it; a cloud cluster's nodes keep their own.
     "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
     # One process less per run (~1.5 s here): it watches for spot-instance preemption, which a single machine

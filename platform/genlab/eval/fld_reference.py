@@ -77,9 +77,11 @@ def reference_test_features(dataset: str = "mnist", root: str | Path | None = No
 
 
 def fld_of_samples(samples: torch.Tensor, dataset: str = "mnist", root: str | Path | None = None,
-                   quick: bool = False) -> dict:
-    """FLD of generated samples against the test set, with the floor and their ratio."""
+                   quick: bool = False, feats: torch.Tensor | None = None) -> dict:
+    """FLD of generated samples against the test set, with the floor and their ratio; `feats`: the samples'
+    features (by `features`) when the caller has them already."""
     classifier, info = reference_classifier(dataset, root, quick)
-    fld = frechet_distance_of_features(reference_test_features(dataset, root, quick), features(classifier, samples))
+    feats = features(classifier, samples) if feats is None else feats
+    fld = frechet_distance_of_features(reference_test_features(dataset, root, quick), feats)
     return {"fld": fld, "fld_floor": info["fld_floor_train_vs_test"],
             "fld_ratio": fld / info["fld_floor_train_vs_test"], "n_samples": len(samples)}

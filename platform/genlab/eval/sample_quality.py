@@ -10,8 +10,8 @@ from typing import Callable
 
 import torch
 
-from genlab.eval.fld import class_entropy, features, frechet_distance_of_features, predict
-from genlab.eval.fld_reference import reference_classifier, reference_test_features
+from genlab.eval.fld import class_entropy, features, predict
+from genlab.eval.fld_reference import fld_of_samples, reference_classifier, reference_test_features
 
 
 def _kth_nn_radius(feats: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
@@ -45,13 +45,11 @@ def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = 
     """All metrics of `samples` (float (N, 1, 28, 28) in [0, 1] or uint8) against the test set.
 
     Precision/recall compare with as many test images as there are samples (at most the 10k test set)."""
-    classifier, info = reference_classifier(dataset, quick=quick)
+    classifier, _ = reference_classifier(dataset, quick=quick)
     real, fake = reference_test_features(dataset, quick=quick), features(classifier, samples)
-    fld = frechet_distance_of_features(real, fake)
     predicted = predict(classifier, samples, feats=fake)
     precision, recall = precision_recall(real[:len(fake)], fake, pr_k)
-    out = {"fld": fld, "fld_floor": info["fld_floor_train_vs_test"],
-           "fld_ratio": fld / info["fld_floor_train_vs_test"], "n_samples": len(samples),
+    out = {**fld_of_samples(samples, dataset, quick=quick, feats=fake),
            "precision": precision, "recall": recall, "class_entropy": class_entropy(predicted),
            "class_entropy_frac": class_entropy(predicted) / math.log(10),
            "class_histogram": torch.bincount(predicted, minlength=10).tolist()}

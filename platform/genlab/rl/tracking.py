@@ -77,12 +77,14 @@ class EvalTracker:
 
     def validate(self, policy: Policy, screen: EvalResult | None = None) -> EvalResult:
         """The full validation; episode i is seeded `seed + i`, so a screen's episodes are its first ones."""
-        done = screen if screen is not None else EvalResult(np.zeros(0), np.zeros(0, dtype=np.int64))
-        n_rest = self.cfg.episodes - len(done.returns)
+        if screen is None:
+            return evaluate_policy(policy, self.env_id, self.cfg.episodes, self.cfg.seed)
+        n_rest = self.cfg.episodes - len(screen.returns)
         if n_rest <= 0:
-            return done
-        rest = evaluate_policy(policy, self.env_id, n_rest, self.cfg.seed + len(done.returns))
-        return EvalResult(np.concatenate([done.returns, rest.returns]), np.concatenate([done.lengths, rest.lengths]))
+            return screen
+        rest = evaluate_policy(policy, self.env_id, n_rest, self.cfg.seed + len(screen.returns))
+        return EvalResult(np.concatenate([screen.returns, rest.returns]),
+                          np.concatenate([screen.lengths, rest.lengths]))
 
     def summary(self) -> dict:
         return {"threshold": self.threshold, **{f"reached_{k}": v for k, v in asdict(self.reached).items()},
