@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from genlab.data.episodes import EpisodeSampler
+from genlab.data.episodes import EpisodeSampler, MixedEpisodeSampler, augment, random_affine
 from genlab.data.fewshot import FewShotSet, split_groups
 from genlab.eval.fewshot import mean_ci95
 from genlab.meta.encoders import Conv4
@@ -53,8 +53,51 @@ def test_rotations_make_new_classes_and_errors_are_clear():
     eps = [EpisodeSampler(rot, 4, 1, 1, rotations=True).sample(torch.Generator().manual_seed(s)) for s in range(3)]
     views = {tuple(ep.support[i, 0].flatten().tolist()) for ep in eps for i in range(4)}
     assert len(views) == 4  # the four quarter turns are four different classes
+    x, y = EpisodeSampler(rot, 4, 1, 1, rotations=True).sample_batch(40, torch.Generator().manual_seed(0))
+    assert set(y.tolist()) == {0, 1, 2, 3}  # classification labels: class * 4 + quarter turns
+    for xi, yi in zip(x, y.tolist()):
+        assert torch.equal(xi[0], torch.rot90(img[0].float() / 255, yi % 4))
     with pytest.raises(ValueError, match=">= 1"):
         EpisodeSampler(data, n_way=2, k_shot=0)
+
+
+def test_random_affine_is_the_identity_at_zero_strength_and_warps_each_image_its_own_way():
+    x = torch.zeros(6, 1, 28, 28)
+    x[:, :, 8:20, 12:16] = 1.0  # a vertical bar
+    same = random_affine(x, torch.Generator().manual_seed(0), rotate=0, scale=0, shear=0, translate=0)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+    warped = random_affine(x, torch.Generator().manual_seed(0))
+    assert warped.shape == x.shape and 0 <= float(warped.min()) and float(warped.max()) <= 1 + 1e-6
+    assert len({tuple((w > 0.5).flatten().nonzero().flatten().tolist()) for w in warped}) == 6  # six maps
+    # ink is moved, not made: the warped bar keeps roughly its area (scale within +-15% per side)
+    assert torch.allclose(warped.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.4)
+    ep = EpisodeSampler(toy_set(), n_way=3, k_shot=1, n_query=2).sample(torch.Generator().manual_seed(0))
+    aug = augment(ep, torch.Generator().manual_seed(1))
+    assert aug.support.shape == ep.support.shape and torch.equal(aug.query_labels, ep.query_labels)
+
+
+def test_mixed_sampler_draws_whole_episodes_from_each_source_at_its_share():
+    a, b = toy_set(classes=6), toy_set(classes=6)
+    b.images = 255 - b.images  # tell the sources apart by pixel value
+    mixed = MixedEpisodeSampler([EpisodeSampler(a, 3, 1, 1), EpisodeSampler(b, 3, 1, 1)], [0.25, 0.75])
+    gen = torch.Generator().manual_seed(0)
+    from_b = []
+    for _ in range(400):
+        ep = mixed.sample(gen)
+        is_b = {float(v) > 0.5 for v in torch.cat([ep.support, ep.query])[:, 0, 0, 0]}  # a: ids < 120, b: > 135
+        assert len(is_b) == 1  # one source per episode
+        from_b.append(is_b.pop())
+    assert abs(sum(from_b) / 400 - 0.75) < 0.07
+    assert mixed.num_classes == 12
+    # classification batches for the pretraining baseline: labels of source b come after a's 6 classes
+    x, y = mixed.sample_batch(300, gen)
+    assert x.shape == (300, 1, 8, 8) and set(y.tolist()) == set(range(12))
+    assert ((x[:, 0, 0, 0] > 0.5) == (y >= 6)).all()
+    pixel = torch.round(x[:, 0, 0, 0] * 255).long()
+    ids = torch.where(y >= 6, 255 - pixel, pixel)  # toy ids are class * 20 + instance
+    assert torch.equal(ids // 20, y % 6)  # each image is of the class its label names
+    with pytest.raises(ValueError, match="non-negative weight"):
+        MixedEpisodeSampler([EpisodeSampler(a, 3, 1, 1)], [0.5, 0.5])
 
 
 def test_split_by_group_is_disjoint_and_stable():
@@ -191,7 +234,29 @@ def test_glyphs_render_letters_of_several_scripts_with_distortions():
     assert first.mean() > 10 and (first[0] - first[1]).abs().mean() > 1  # ink, and instances differ
 
 
-@pytest.mark.parametrize("algo", ["protonet", "maml"])
+def test_thinning_leaves_one_pixel_centre_lines_and_keeps_loops_closed():
+    from scipy import ndimage
+
+    from genlab.data.glyphs import GlyphConfig, build_glyphs, thin
+
+    bar = np.zeros((20, 40), bool)
+    bar[6:15, 5:35] = True  # 9 px thick
+    line = thin(bar)
+    assert (line[:, 10:30].sum(0) == 1).all() and line[:, 10:30].any(1).sum() == 1  # one row, 1 px thick
+    yy, xx = np.mgrid[:40, :40]
+    ring = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15 ** 2) & ((yy - 20) ** 2 + (xx - 20) ** 2 >= 9 ** 2)
+    thinned = thin(ring)
+    assert thinned.sum() < ring.sum() / 3 and ndimage.label(~thinned)[1] == 2  # still encloses its hole
+    filled = build_glyphs(GlyphConfig(instances=2, max_per_script=3, max_scripts=3), progress=False)
+    strokes = build_glyphs(GlyphConfig(instances=2, max_per_script=3, max_scripts=3, style="strokes"),
+                           progress=False)
+    assert filled.class_names == strokes.class_names
+    assert strokes.images.float().mean() < filled.images.float().mean() / 2  # Omniglot-thin pen
+    with pytest.raises(ValueError, match="style"):
+        GlyphConfig(style="bold")
+
+
+@pytest.mark.parametrize("algo", ["protonet", "maml", "pretrain"])
 def test_meta_training_resumes_exactly(tmp_path, algo):
     """Crash after the first checkpoint, resume: the same weights as an uninterrupted run."""
     from genlab.core.checkpoint import find_latest_checkpoint, load_model

@@ -39,7 +39,8 @@ def cluster():
     patch.delenv("RAY_ADDRESS", raising=False)
     c = Cluster(initialize_head=True, head_node_args={**node, "resources": dict(ONE_PER_NODE),
                                                       "include_dashboard": True, "dashboard_host": "127.0.0.1",
-                                                      "dashboard_port": dashboard})
+                                                      "dashboard_port": dashboard,
+                                                      "dashboard_agent_listen_port": free_port()})
     node_b = c.add_node(**node, resources={**ONE_PER_NODE, "node_b": 1})
     c.wait_for_nodes()
     ray.init(address=c.address)

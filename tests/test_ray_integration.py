@@ -93,6 +93,9 @@ def ray_head(env: dict, port: int, dash: int, log: Path):
     with open(log, "w") as out:
         head = subprocess.Popen([RAY_BIN, "start", "--head", "--block",
                                  f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+                                 # not Ray's fixed defaults (52365, 10001): another Ray may run beside this one
+                                 f"--dashboard-agent-listen-port={_free_port()}",
+                                 f"--ray-client-server-port={_free_port()}",
                                  "--num-cpus=2", "--object-store-memory=268435456", f"--temp-dir={temp_dir}",
                                  "--disable-usage-stats"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)

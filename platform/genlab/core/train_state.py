@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 class TrainState:
     """`model` is what the checkpoint saves and `load_model` rebuilds. `ddp` names the submodules the runtime
     wraps for data parallelism ("" = the whole model; () = none, for families that all-reduce gradients
-    themselves). `ema` averages the submodule `ema_of`. `generators` are extra per-rank random streams."""
+    themselves). `ema` averages the submodule `ema_of`. `generators` are extra per-rank random streams. `aux` are
+    modules trained beside the model but not part of it (a pretraining classifier's head): their weights go to
+    train_state.pt, so a resume continues them, and `load_model` never sees them."""
 
     def __init__(self, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer],
                  schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] | None = None,
                  ema: AveragedModel | None = None, ema_of: str = "",
-                 generators: dict[str, torch.Generator] | None = None, ddp: tuple[str, ...] = ("",)):
+                 generators: dict[str, torch.Generator] | None = None, ddp: tuple[str, ...] = ("",),
+                 aux: dict[str, nn.Module] | None = None):
         self.model = model
         self.optimizers = optimizers
         self.schedulers = schedulers or {}
@@ -39,6 +42,7 @@ class TrainState:
         self.ema_of = ema_of
         self.generators = generators or {}
         self.ddp = ddp
+        self.aux = aux or {}
         self.step = 0
         self.epoch = 0
         self._wrapped: dict[str, nn.Module] = {}
@@ -51,18 +55,19 @@ class TrainState:
         return self.model.get_submodule(name) if name else self.model
 
     def train_mode(self) -> None:
-        for m in [self.model, *self._wrapped.values()]:
+        for m in [self.model, *self._wrapped.values(), *self.aux.values()]:
             m.train()
 
     def prepare(self, rt, checkpoint: Path | None = None, seed: int = 0) -> None:
         """Move to the runtime's device, load `checkpoint` (this rank's RNG too), make every rank hold rank 0's
         weights, then wrap the `ddp` modules. Loading after the move puts optimiser state on the device."""
         self.model.to(rt.device)
-        if self.ema is not None:
-            self.ema.to(rt.device)
+        for m in [*self.aux.values(), *([self.ema] if self.ema is not None else [])]:
+            m.to(rt.device)
         if checkpoint is not None:
             self.load(checkpoint, rt.rank, seed)
-        broadcast_module_(self.model)
+        for m in [self.model, *self.aux.values()]:
+            broadcast_module_(m)
         if self.ema is not None:
             broadcast_module_(self.ema)
         self._wrapped = {name: rt.prepare_model(self.model.get_submodule(name) if name else self.model)
@@ -78,6 +83,7 @@ class TrainState:
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                 "ema_n_averaged": int(self.ema.n_averaged) if self.ema is not None else 0,
+                "aux": {k: m.state_dict() for k, m in self.aux.items()},
                 "rng": rank_states}
 
     def load_state_dict(self, state: dict, rank: int = 0, seed: int = 0) -> None:
@@ -91,6 +97,8 @@ class TrainState:
             s.load_state_dict(state["schedulers"][k])
         if self.ema is not None:
             self.ema.n_averaged.fill_(state["ema_n_averaged"])
+        for k, m in self.aux.items():
+            m.load_state_dict(state["aux"][k])
         ranks = state["rng"]
         if rank < len(ranks):
             mine = ranks[rank]

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
 INSTALL_HINT = "install the fonts with `sudo apt-get install fonts-noto-core` (scripts/setup.sh does it)"
 CANVAS = 64  # render and distort here, then downsample to `size`
+STROKE_PEN = (1, 1)  # "strokes" style: one 3x3 dilation of the 1-pixel centre line (ink as in Omniglot)
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,18 @@ class GlyphConfig:
     max_scripts: int = 0
     """Only the first N scripts in name order (0 = all)."""
     seed: int = 0
+    style: str = "filled"
+    """'filled': the font's outlines (strokes ~3x as bold as Omniglot's pen); 'strokes': the outlines thinned to
+    their centre lines and redrawn with a pen of random width, closer to handwriting."""
+
+    def __post_init__(self):
+        if self.style not in ("filled", "strokes"):
+            raise ValueError(f"glyph style must be 'filled' or 'strokes', got {self.style!r}")
 
     def cache_name(self) -> str:
         scripts = f"-{self.max_scripts}scripts" if self.max_scripts else ""
-        return f"noto-glyphs-{self.size}px-{self.instances}x-max{self.max_per_script}{scripts}-seed{self.seed}"
+        style = "" if self.style == "filled" else f"-{self.style}"
+        return f"noto-glyphs-{self.size}px-{self.instances}x-max{self.max_per_script}{scripts}-seed{self.seed}{style}"
 
 
 def script_fonts(font_dir: Path = NOTO_DIR) -> dict[str, Path]:
@@ -76,12 +85,35 @@ def render(char: str, font: ImageFont.FreeTypeFont) -> np.ndarray | None:
     return np.asarray(out)
 
 
-def distort(glyph: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Stroke-width jitter, a random affine map, an elastic distortion, then downsampling to size x size."""
+def thin(ink: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning (1984): a boolean image's strokes reduced to 1-pixel centre lines, topology kept."""
+    b = ink.astype(np.uint8)
+    while True:
+        changed = False
+        for first_pass in (True, False):
+            p = np.pad(b, 1)
+            # neighbours P2..P9, clockwise from north
+            n = [p[:-2, 1:-1], p[:-2, 2:], p[1:-1, 2:], p[2:, 2:], p[2:, 1:-1], p[2:, :-2], p[1:-1, :-2], p[:-2, :-2]]
+            count = sum(n)
+            transitions = sum((n[i] == 0) & (n[(i + 1) % 8] == 1) for i in range(8))
+            p2, p4, p6, p8 = n[0], n[2], n[4], n[6]
+            side = ((p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)) if first_pass else \
+                ((p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0))
+            remove = (b == 1) & (count >= 2) & (count <= 6) & (transitions == 1) & side
+            if remove.any():
+                b[remove] = 0
+                changed = True
+        if not changed:
+            return b.astype(bool)
+
+
+def distort(glyph: np.ndarray, rng: np.random.Generator, size: int, pen: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """Stroke-width jitter (`pen`: the range of 3x3 dilations), a random affine map, an elastic distortion, then
+    downsampling to size x size."""
     from scipy.ndimage import gaussian_filter, map_coordinates
 
     img = Image.fromarray(glyph)
-    for _ in range(1 + rng.integers(0, 2)):  # stroke width jitter: 1-2 dilations (Omniglot's pen is bold)
+    for _ in range(rng.integers(pen[0], pen[1] + 1)):  # filled: 1-2 dilations (Omniglot's pen is bold)
         img = img.filter(ImageFilter.MaxFilter(3))
     angle, scale = rng.uniform(-0.25, 0.25), rng.uniform(0.85, 1.15)
     shear, (tx, ty) = rng.uniform(-0.2, 0.2), rng.uniform(-3, 3, 2)
@@ -119,7 +151,10 @@ def build_glyphs(cfg: GlyphConfig = GlyphConfig(), font_dir: Path = NOTO_DIR, pr
         pick = np.linspace(0, len(rendered) - 1, min(cfg.max_per_script, len(rendered))).round().astype(int)
         for i in pick:
             ch, glyph = rendered[i]
-            per_class.append(np.stack([distort(glyph, rng, cfg.size) for _ in range(cfg.instances)]))
+            pen = (1, 2)
+            if cfg.style == "strokes":  # centre lines drawn with a 3 px pen: the ink of Omniglot at 28 px
+                glyph, pen = thin(glyph > 127).astype(np.uint8) * 255, STROKE_PEN
+            per_class.append(np.stack([distort(glyph, rng, cfg.size, pen) for _ in range(cfg.instances)]))
             names.append(f"{script}/U+{ord(ch):04X}")
             groups.append(script)
     if not per_class:

@@ -16,14 +16,22 @@ class FewShotDataConfig:
     """Image folder for benchmark=folder (one sub-folder per class)."""
     glyph_max_per_script: int = 60
     glyph_instances: int = 20
+    glyph_style: Literal["filled", "strokes"] = "filled"
+    """'strokes': glyphs thinned to centre lines and redrawn with a pen as thin as Omniglot's (filled outlines
+    carry ~3x its ink)."""
     glyph_max_scripts: int = 0
     """Use only the first N scripts (0 = all ~140; smoke tests use a few)."""
     size: int = 28
+    handwritten_fraction: float = 0.0
+    """omniglot_cross: the share of training episodes drawn from the hand-drawn classes (the rest from the rendered
+    glyphs); 0 = every episode from all training classes, where the 136 hand-drawn letters are ~2%."""
 
 
 @dataclass
 class MetaConfig:
-    algo: Literal["protonet", "maml"] = "protonet"
+    algo: Literal["protonet", "maml", "pretrain"] = "protonet"
+    """pretrain: the baseline of a plain classifier over all training classes (batches as large as an episode),
+    tested like a ProtoNet: nearest class mean of its features."""
     data: FewShotDataConfig = field(default_factory=FewShotDataConfig)
     seed: int = 0
     n_way: int = 5
@@ -32,6 +40,8 @@ class MetaConfig:
     n_query: int = 15
     rotations: bool = True
     """Training episodes also use each class turned by 90/180/270 degrees as new classes."""
+    augment: bool = False
+    """Training episodes: every image under its own random affine warp (rotation, scale, shear, shift)."""
     episodes: int = 3000
     """Meta-updates."""
     tasks_per_batch: int = 1

@@ -31,7 +31,7 @@ def load_splits(cfg: FewShotDataConfig) -> dict[str, FewShotSet]:
         from genlab.data.folder import load_folder
 
         return split_by_class(load_folder(cfg.folder, cfg.size))
-    glyphs = load_glyphs(GlyphConfig(size=cfg.size, instances=cfg.glyph_instances,
+    glyphs = load_glyphs(GlyphConfig(size=cfg.size, instances=cfg.glyph_instances, style=cfg.glyph_style,
                                      max_per_script=cfg.glyph_max_per_script, max_scripts=cfg.glyph_max_scripts))
     scripts = split_groups(glyphs.groups)
     splits = {k: glyphs.subset_groups(v) for k, v in scripts.items()}
@@ -44,5 +44,6 @@ def load_splits(cfg: FewShotDataConfig) -> dict[str, FewShotSet]:
         small2 = load_omniglot("images_background_small2", size=cfg.size)
         keep = [g for g in glyphs.groups if g not in CROSS_TEST_SCRIPTS and g not in scripts["val"]]
         return {"train": concat(glyphs.subset_groups(keep), small1), "val": splits["val"],
-                "test": small2.subset_groups(OMNIGLOT_CROSS_TEST)}
+                "test": small2.subset_groups(OMNIGLOT_CROSS_TEST),
+                "train_glyphs": glyphs.subset_groups(keep), "train_handwritten": small1}
     raise ValueError(f"unknown benchmark {cfg.benchmark!r}")

@@ -14,7 +14,7 @@ from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
 from genlab.core.seeding import seed_everything
 from genlab.core.train_state import TrainState
-from genlab.data.episodes import Episode, EpisodeSampler
+from genlab.data.episodes import Episode, EpisodeSampler, MixedEpisodeSampler, augment, random_affine
 from genlab.eval.fewshot import mean_ci95
 from genlab.meta.config import MetaConfig, parse_task
 from genlab.meta.encoders import Conv4
@@ -26,12 +26,12 @@ FAMILY = "meta"
 
 
 def build_learner(cfg: MetaConfig) -> nn.Module:
-    if cfg.algo == "protonet":
+    if cfg.algo in ("protonet", "pretrain"):  # pretrain: the features of a classifier, tested as a ProtoNet
         return ProtoNet(Conv4(hidden=cfg.hidden))
     if cfg.algo == "maml":
         return MAML(Conv4(hidden=cfg.hidden, n_classes=cfg.n_way, running_stats=False), cfg.inner_lr,
                     cfg.inner_steps, cfg.first_order)
-    raise ValueError(f"unknown algo {cfg.algo!r}; choose protonet or maml")
+    raise ValueError(f"unknown algo {cfg.algo!r}; choose protonet, maml or pretrain")
 
 
 # ALGO LOGIC
@@ -44,7 +44,27 @@ def episode_loss(learner: nn.Module, ep: Episode, inner_steps: int | None = None
     return F.cross_entropy(logits, ep.query_labels), (logits.argmax(1) == ep.query_labels).float().mean()
 
 
+def classify_loss(learner: ProtoNet, head: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> tuple:
+    """Pretraining baseline: plain cross-entropy over all training classes on the ProtoNet's encoder."""
+    logits = head(learner.encoder(x))
+    return F.cross_entropy(logits, y), (logits.argmax(1) == y).float().mean()
+
+
 # END ALGO LOGIC
+
+
+def training_sampler(cfg: MetaConfig, splits: dict):
+    """Episodes (or, for pretrain, labelled batches) from the training classes; with `handwritten_fraction`,
+    that share from the hand-drawn classes and the rest from the rendered glyphs."""
+    f = cfg.data.handwritten_fraction
+    if f <= 0:
+        return EpisodeSampler(splits["train"], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
+    if "train_handwritten" not in splits:
+        raise ValueError(f"--train.data.handwritten-fraction needs hand-drawn training classes; benchmark "
+                         f"{cfg.data.benchmark!r} has none (use omniglot_cross)")
+    parts = [EpisodeSampler(splits[k], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
+             for k in ("train_handwritten", "train_glyphs")]
+    return MixedEpisodeSampler(parts, [f, 1 - f])
 
 
 def evaluate(learner: nn.Module, sampler: EpisodeSampler, episodes: int, seed: int,
@@ -76,13 +96,18 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
     splits = load_splits(cfg.data)
     for task in cfg.test_tasks:
         _check_maml_way(cfg, parse_task(task)[0])
-    train_sampler = EpisodeSampler(splits["train"], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
+    train_sampler = training_sampler(cfg, splits)
     val_sampler = EpisodeSampler(splits["val"], cfg.n_way if cfg.algo == "maml" else 5, cfg.k_shot, cfg.n_query)
     learner = build_learner(cfg)
-    opt = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
+    # pretrain: a linear head over every training class (a quarter turn is a class), dropped after training
+    head = nn.Linear(cfg.hidden, train_sampler.num_classes) if cfg.algo == "pretrain" else None
+    params = [*learner.parameters(), *(head.parameters() if head is not None else [])]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.episodes, eta_min=cfg.lr * 0.05)
     episodes = torch.Generator().manual_seed(cfg.seed * 7919 + rt.rank)
-    state = TrainState(learner, {"opt": opt}, {"sched": sched}, generators={"episodes": episodes}, ddp=())
+    state = TrainState(learner, {"opt": opt}, {"sched": sched}, generators={"episodes": episodes}, ddp=(),
+                       aux={"head": head} if head is not None else None)
+    batch_images = cfg.n_way * (cfg.k_shot + cfg.n_query)  # pretrain: as many images per step as an episode
     if rt.is_main:
         log.info("meta-train %d classes (%d groups), val %d, test %d", splits["train"].num_classes,
                  len(splits["train"].groups), splits["val"].num_classes, splits["test"].num_classes)
@@ -92,10 +117,18 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
         opt.zero_grad(set_to_none=True)
         loss_sum, acc_sum = 0.0, 0.0
         for _ in range(cfg.tasks_per_batch):
-            loss, acc = episode_loss(learner, train_sampler.sample(episodes).to(rt.device))
+            if head is not None:
+                x, y = train_sampler.sample_batch(batch_images, episodes)
+                x = random_affine(x, episodes) if cfg.augment else x
+                loss, acc = classify_loss(learner, head, x.to(rt.device), y.to(rt.device))
+            else:
+                ep = train_sampler.sample(episodes)
+                loss, acc = episode_loss(learner, (augment(ep, episodes) if cfg.augment else ep).to(rt.device))
             (loss / cfg.tasks_per_batch).backward()
             loss_sum, acc_sum = loss_sum + loss.item(), acc_sum + acc.item()
-        all_reduce_grads_(learner)
+        for m in (learner, head):
+            if m is not None:
+                all_reduce_grads_(m)
         opt.step()
         sched.step()
         broadcast_buffers_(learner)
