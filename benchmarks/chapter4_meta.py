@@ -43,6 +43,25 @@ PRESETS = {
     "maml20_cross": (replace(MAML, data=CROSS, n_way=20, tasks_per_batch=4, episodes=600, test_tasks=("20w1s",)),
                      "--train.algo maml --train.n-way 20 --train.tasks-per-batch 4 --train.episodes 600 ..."),
 }
+# Handwriting: what each change does to protonet_cross at its budget (3000 updates, validated once at the end)
+CROSS_FLAGS = "--train.data.benchmark omniglot_cross --train.n-way 20 --train.n-query 5 --train.eval-every 3000"
+ONE_LOOK = replace(PROTO, data=CROSS, test_tasks=("5w1s", "20w1s"), eval_every=3000)
+MIX = replace(CROSS, handwritten_fraction=0.5)
+HAND = replace(MIX, glyph_style="strokes")  # every change that paid
+ABLATIONS = {
+    "cross_mix50": (replace(ONE_LOOK, data=MIX), f"{CROSS_FLAGS} --train.data.handwritten-fraction 0.5"),
+    "cross_mix50_aug": (replace(ONE_LOOK, data=MIX, augment=True),
+                        f"{CROSS_FLAGS} --train.data.handwritten-fraction 0.5 --train.augment"),
+    "cross_hand_only_aug": (replace(ONE_LOOK, data=replace(CROSS, handwritten_fraction=1.0), augment=True),
+                            f"{CROSS_FLAGS} --train.data.handwritten-fraction 1 --train.augment"),
+    "cross_strokes_mix50_aug": (replace(ONE_LOOK, data=HAND, augment=True),
+                                f"{CROSS_FLAGS} --train.data.handwritten-fraction 0.5 --train.augment "
+                                "--train.data.glyph-style strokes"),
+    "pretrain_cross_strokes_mix50_aug": (replace(ONE_LOOK, algo="pretrain", data=HAND, augment=True),
+                                         f"--train.algo pretrain {CROSS_FLAGS} --train.data.handwritten-fraction 0.5 "
+                                         "--train.augment --train.data.glyph-style strokes"),
+}
+PRESETS |= ABLATIONS
 
 
 SWEEPS = {"tune_maml": "python jobs/tune_maml.py", "tune_beta_vae": "python jobs/tune_beta_vae.py"}

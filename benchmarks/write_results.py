@@ -14,6 +14,7 @@ sys.path.insert(0, str(HERE.parent / "platform"))
 sys.path.insert(0, str(HERE))
 
 from results_common import load, verdict  # noqa: E402
+from results_meta import chapter4_rows, handwriting_rows  # noqa: E402
 from results_rl import chapter3_rows  # noqa: E402
 
 
@@ -135,51 +136,6 @@ def compare_table() -> list[str]:
     for r in cmp["rows"]:
         out.append("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
     return out + ["", "![comparison](results/comparison.png)"]
-
-
-def _acc(m: dict, task: str) -> tuple[float, float] | None:
-    if f"test/{task}_acc" not in m:
-        return None
-    return m[f"test/{task}_acc"], m[f"test/{task}_ci95"]
-
-
-def chapter4_rows() -> list[str]:
-    rows = ["| check | bar | measured (600 test episodes, +- 95% CI) | verdict | meta-training | command |",
-            "|---|---|---|---|---|---|"]
-    specs = [("protonet_glyphs", "ProtoNet, held-out glyph scripts", [("5w1s", 0.97), ("5w5s", 0.99), ("20w1s", None)]),
-             ("maml_glyphs", "MAML (second order), held-out glyph scripts", [("5w1s", 0.95)]),
-             ("maml_fo_glyphs", "MAML (first order), held-out glyph scripts", [("5w1s", None)]),
-             ("protonet_cross", "ProtoNet, glyphs + Omniglot small1 -> small2-only alphabets", [("5w1s", None),
-                                                                                              ("20w1s", None)]),
-             ("maml_cross", "MAML (second order), glyphs + small1 -> small2-only alphabets", [("5w1s", None)]),
-             ("maml20_cross", "MAML (second order, 20-way head), glyphs + small1 -> small2-only", [("20w1s", None)])]
-    for name, label, tasks in specs:
-        r = load(f"meta_{name}")
-        cmd = f"python benchmarks/chapter4_meta.py --only {name}"
-        for task, bar in tasks:
-            if r is None:
-                rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | not run | "
-                            f"| | `{cmd}` |")
-                continue
-            got = _acc(r["metrics"], task)
-            c = r["config"]
-            train_desc = (f"{c['episodes']} updates of {c['tasks_per_batch']}x {c['n_way']}-way {c['k_shot']}-shot, "
-                          f"{r['wall_s'] / 60:.1f} min")
-            rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | "
-                        f"{got[0]:.2%} +- {got[1]:.2%} | {verdict(got[0] >= bar) if bar else ''} | {train_desc} | "
-                        f"`{cmd}` |")
-    for name, label in (("tune_maml", "MAML sweep (Optuna + ASHA)"), ("tune_beta_vae", "beta-VAE sweep")):
-        r = load(name)
-        if r is not None:
-            final = r.get("final", {}).get("metrics", {})
-            test = {k: v for k, v in final.items() if k in ("eval/neg_elbo_nats", "eval/iw_nll_nats")
-                    or k.startswith("test/5w1s_acc")}
-            final_txt = ("; best config's final run, test: " + ", ".join(f"{k} = {v:.4g}" for k, v in test.items())
-                         if test else "")
-            rows.append(f"| {label} | >= 12 trials | {len(r['trials'])} trials; best {r['metric']} = "
-                        f"{r['best'][r['metric']]:.4g}{final_txt} | {verdict(len(r['trials']) >= 12)} | "
-                        f"{r['wall_s'] / 60:.1f} min | `{r['command']}` |")
-    return rows
 
 
 PLACEHOLDER = re.compile(r"\{\{(.+?)\}\}", re.S)
@@ -452,6 +408,7 @@ def main() -> int:
         "## VAE vs GAN vs diffusion", "", *compare_table(), "",
         "## Chapter 5.5: reinforcement learning", "", *chapter3_rows(), "",
         "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
+        "### Few-shot on real handwriting: what each change does", "", *handwriting_rows(), "",
         "## CPU training step by precision and memory format", "", *precision_rows(), "",
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
         "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
