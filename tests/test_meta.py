@@ -224,6 +224,25 @@ def test_omniglot_small_sets_from_the_offline_copy(tmp_path):
     assert (tmp_path / "fewshot" / "omniglot-images_background_small1-28px" / "_classes.json").exists()
 
 
+@pytest.mark.parametrize("benchmark", ["omniglot_cross", "omniglot_all"])
+def test_handwriting_benchmarks_keep_each_alphabet_on_its_side_of_the_split(tmp_path, monkeypatch, benchmark):
+    from genlab.meta import FewShotDataConfig
+    from genlab.meta.data import OMNIGLOT_CROSS_TEST, load_splits
+
+    monkeypatch.setenv("GENLAB_DATA_DIR", str(tmp_path))
+    s = load_splits(FewShotDataConfig(benchmark=benchmark, glyph_max_scripts=12, glyph_max_per_script=4,
+                                      glyph_instances=2))
+    names = {k: set(v.class_names) for k, v in s.items()}
+    assert names["train_handwritten"] | names["train_glyphs"] == names["train"]
+    assert not names["train"] & names["test"] and not names["train"] & names["val"]
+    hand_groups = set(s["train_handwritten"].groups)
+    if benchmark == "omniglot_cross":  # the three test alphabets are never meta-trained on
+        assert set(s["test"].groups) == set(OMNIGLOT_CROSS_TEST) and not hand_groups & set(OMNIGLOT_CROSS_TEST)
+        assert s["train_handwritten"].num_classes == 136
+    else:  # the model for new alphabets: every hand-drawn character here (small2's Greek/Latin are small1's)
+        assert set(OMNIGLOT_CROSS_TEST) <= hand_groups and s["train_handwritten"].num_classes == 136 + 106
+
+
 def test_glyphs_render_letters_of_several_scripts_with_distortions():
     from genlab.data.glyphs import GlyphConfig, build_glyphs
 

@@ -8,10 +8,11 @@ from typing import Literal
 
 @dataclass
 class FewShotDataConfig:
-    benchmark: Literal["glyphs", "omniglot_cross", "folder"] = "glyphs"
+    benchmark: Literal["glyphs", "omniglot_cross", "omniglot_all", "folder"] = "glyphs"
     """glyphs: Noto glyph scripts split train/val/test by script. omniglot_cross: meta-train on the glyphs plus
     Omniglot small1, test on the small2 alphabets small1 lacks (Japanese katakana, Sanskrit, Tagalog).
-    folder: `folder/<class>/*.png` split by class."""
+    omniglot_all: every hand-drawn alphabet in meta-training (the model for your own new alphabets), tested on
+    the held-out glyph scripts. folder: `folder/<class>/*.png` split by class."""
     folder: str = ""
     """Image folder for benchmark=folder (one sub-folder per class)."""
     glyph_max_per_script: int = 60
@@ -23,7 +24,7 @@ class FewShotDataConfig:
     """Use only the first N scripts (0 = all ~140; smoke tests use a few)."""
     size: int = 28
     handwritten_fraction: float = 0.0
-    """omniglot_cross: the share of training episodes drawn from the hand-drawn classes (the rest from the rendered
+    """omniglot_cross / omniglot_all: the share of training episodes drawn from the hand-drawn classes (the rest from the rendered
     glyphs); 0 = every episode from all training classes, where the 136 hand-drawn letters are ~2%."""
 
 

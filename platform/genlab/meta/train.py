@@ -61,7 +61,7 @@ def training_sampler(cfg: MetaConfig, splits: dict):
         return EpisodeSampler(splits["train"], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
     if "train_handwritten" not in splits:
         raise ValueError(f"--train.data.handwritten-fraction needs hand-drawn training classes; benchmark "
-                         f"{cfg.data.benchmark!r} has none (use omniglot_cross)")
+                         f"{cfg.data.benchmark!r} has none (use omniglot_cross or omniglot_all)")
     parts = [EpisodeSampler(splits[k], cfg.n_way, cfg.k_shot, cfg.n_query, cfg.rotations)
              for k in ("train_handwritten", "train_glyphs")]
     return MixedEpisodeSampler(parts, [f, 1 - f])
