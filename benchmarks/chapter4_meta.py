@@ -74,7 +74,8 @@ PRESETS |= {
     "protonet_hand_strokes75": (replace(LONG, data=replace(HAND, handwritten_fraction=0.75)),
                                 "--train.data.benchmark omniglot_cross --train.data.handwritten-fraction 0.75 "
                                 f"--train.data.glyph-style strokes --train.augment {LONG_FLAGS}"),
-    "pretrain_hand": (replace(LONG, algo="pretrain", data=HAND_ONLY), f"--train.algo pretrain {HAND_FLAGS} {LONG_FLAGS}"),
+    "pretrain_hand": (replace(LONG, algo="pretrain", data=HAND_ONLY),
+                      f"--train.algo pretrain {HAND_FLAGS} {LONG_FLAGS}"),
     "maml_hand": (replace(MAML, data=HAND_ONLY, augment=True), f"--train.algo maml {HAND_FLAGS} --train.n-query 5 "
                   "--train.tasks-per-batch 8 --train.episodes 2000"),
 }

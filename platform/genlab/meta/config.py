@@ -24,8 +24,9 @@ class FewShotDataConfig:
     """Use only the first N scripts (0 = all ~140; smoke tests use a few)."""
     size: int = 28
     handwritten_fraction: float = 0.0
-    """omniglot_cross / omniglot_all: the share of training episodes drawn from the hand-drawn classes (the rest from the rendered
-    glyphs); 0 = every episode from all training classes, where the 136 hand-drawn letters are ~2%."""
+    """omniglot_cross / omniglot_all: the share of training episodes drawn from the hand-drawn classes (the rest
+    from the rendered glyphs); 0 = every episode from all training classes, where the 136 hand-drawn letters of
+    omniglot_cross are ~2%."""
 
 
 @dataclass
