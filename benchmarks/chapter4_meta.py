@@ -102,9 +102,28 @@ def run_sweep(name: str, storage: str) -> None:
     print(f"{name}: {len(sweep['trials'])} trials, best {sweep['metric']} = {sweep['best'][sweep['metric']]:.4g}")
 
 
+def data_stats() -> None:
+    """What the handwriting notes cite: how many training classes each source gives omniglot_cross, and how
+    much ink (mean pixel in [0, 1] at 28 px) filled glyphs, stroke glyphs and hand-drawn letters carry."""
+    from genlab.meta.data import load_splits
+
+    filled, strokes = (load_splits(replace(CROSS, glyph_style=style)) for style in ("filled", "strokes"))
+    ink = lambda d: float(d.images.float().mean() / 255)  # noqa: E731
+    out = {"preset": "data_stats", "command": "python benchmarks/chapter4_meta.py --only data_stats",
+           "date": time.strftime("%Y-%m-%d"), "train_classes": {k: filled[f"train_{k}"].num_classes
+                                                                for k in ("glyphs", "handwritten")},
+           "ink": {"glyphs_filled": ink(filled["train_glyphs"]), "glyphs_strokes": ink(strokes["train_glyphs"]),
+                   "handwritten_train": ink(filled["train_handwritten"]), "handwritten_test": ink(filled["test"])}}
+    out["handwritten_share_of_classes"] = out["train_classes"]["handwritten"] / sum(out["train_classes"].values())
+    (HERE / "results" / "meta_data_stats.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out))
+
+
 def run(name: str, storage: str, threads: int) -> None:
     if name in SWEEPS:
         return run_sweep(name, storage)
+    if name == "data_stats":
+        return data_stats()
     torch.set_num_threads(threads)
     cfg, flags = PRESETS[name]
     run_dir = make_run_dir(f"bench_{name}", cfg.seed, root=storage, config=cfg)
@@ -121,7 +140,8 @@ def run(name: str, storage: str, threads: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=[*PRESETS, *SWEEPS], default=[*PRESETS, *SWEEPS])
+    parser.add_argument("--only", nargs="+", choices=[*PRESETS, *SWEEPS, "data_stats"],
+                        default=[*PRESETS, *SWEEPS, "data_stats"])
     parser.add_argument("--storage", default="runs")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
