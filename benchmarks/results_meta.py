@@ -56,10 +56,13 @@ HANDWRITING_STEPS = [
     ("cross_strokes_mix50_aug", "+ glyphs thinned to centre lines, redrawn with Omniglot's pen (half the episodes)"),
     ("pretrain_cross_strokes_mix50_aug", "baseline: a plain classifier on the same data, nearest class mean"),
 ]
-HANDWRITING_BARS = [("protonet_hand", "ProtoNet, every change, trained longer", [("5w1s", 0.97), ("20w1s", 0.85)]),
+HANDWRITING_BARS = [("protonet_hand", "ProtoNet, hand-drawn episodes only, warped, 10k updates",
+                     [("5w1s", 0.97), ("20w1s", 0.85)]),
+                    ("protonet_hand_strokes75", "ProtoNet, a quarter of the episodes stroke glyphs, warped, 10k updates",
+                     [("5w1s", None), ("20w1s", None)]),
                     ("pretrain_hand", "baseline: classifier features, nearest class mean, same data and budget",
                      [("5w1s", None), ("20w1s", None)]),
-                    ("maml_hand", "MAML (second order), same data", [("5w1s", None)])]
+                    ("maml_hand", "MAML (second order), hand-drawn episodes only, warped", [("5w1s", None)])]
 
 
 def handwriting_rows() -> list[str]:
