@@ -36,8 +36,8 @@ class GlyphConfig:
     """Only the first N scripts in name order (0 = all)."""
     seed: int = 0
     style: str = "filled"
-    """'filled': the font's outlines (strokes ~3x as bold as Omniglot's pen); 'strokes': the outlines thinned to
-    their centre lines and redrawn with a pen of random width, closer to handwriting."""
+    """'filled': the font's outlines, dilated (about 3x the ink of Omniglot's pen); 'strokes': the outlines thinned
+    to their centre lines and redrawn with a 3 px pen (at the 64 px canvas), closer to handwriting."""
 
     def __post_init__(self):
         if self.style not in ("filled", "strokes"):
@@ -113,7 +113,7 @@ def distort(glyph: np.ndarray, rng: np.random.Generator, size: int, pen: tuple[i
     from scipy.ndimage import gaussian_filter, map_coordinates
 
     img = Image.fromarray(glyph)
-    for _ in range(rng.integers(pen[0], pen[1] + 1)):  # filled: 1-2 dilations (Omniglot's pen is bold)
+    for _ in range(rng.integers(pen[0], pen[1] + 1)):  # filled: 1-2 dilations on top of the font's own weight
         img = img.filter(ImageFilter.MaxFilter(3))
     angle, scale = rng.uniform(-0.25, 0.25), rng.uniform(0.85, 1.15)
     shear, (tx, ty) = rng.uniform(-0.2, 0.2), rng.uniform(-3, 3, 2)
