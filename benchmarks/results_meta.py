@@ -21,18 +21,7 @@ def chapter4_rows() -> list[str]:
                                                                                               ("20w1s", None)]),
              ("maml_cross", "MAML (second order), glyphs + small1 -> small2-only alphabets", [("5w1s", None)]),
              ("maml20_cross", "MAML (second order, 20-way head), glyphs + small1 -> small2-only", [("20w1s", None)])]
-    for name, label, tasks in specs:
-        r = load(f"meta_{name}")
-        cmd = f"python benchmarks/chapter4_meta.py --only {name}"
-        for task, bar in tasks:
-            if r is None:
-                rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | not run | "
-                            f"| | `{cmd}` |")
-                continue
-            got = _acc(r["metrics"], task)
-            rows.append(f"| {label}: {task} | {'>= ' + format(bar, '.0%') if bar else '(reported)'} | "
-                        f"{got[0]:.2%} +- {got[1]:.2%} | {verdict(got[0] >= bar) if bar else ''} | {_train_desc(r)} | "
-                        f"`{cmd}` |")
+    rows += _bar_rows(specs)
     for name, label in (("tune_maml", "MAML sweep (Optuna + ASHA)"), ("tune_beta_vae", "beta-VAE sweep")):
         r = load(name)
         if r is not None:
@@ -58,7 +47,8 @@ HANDWRITING_STEPS = [
 ]
 HANDWRITING_BARS = [("protonet_hand", "ProtoNet, hand-drawn episodes only, warped, 10k updates",
                      [("5w1s", 0.97), ("20w1s", 0.85)]),
-                    ("protonet_hand_strokes75", "ProtoNet, a quarter of the episodes stroke glyphs, warped, 10k updates",
+                    ("protonet_hand_strokes75",
+                     "ProtoNet, a quarter of the episodes stroke glyphs, warped, 10k updates",
                      [("5w1s", None), ("20w1s", None)]),
                     ("pretrain_hand", "baseline: classifier features, nearest class mean, same data and budget",
                      [("5w1s", None), ("20w1s", None)]),
@@ -76,9 +66,14 @@ def handwriting_rows() -> list[str]:
             continue
         cells = [_cell(_acc(r["metrics"], t)) for t in ("5w1s", "20w1s")]
         rows.append(f"| {label} | {cells[0]} | {cells[1]} | {_train_desc(r)} | `{cmd}` |")
-    rows += ["", "| check | bar | measured (600 test episodes, +- 95% CI) | verdict | meta-training | command |",
-             "|---|---|---|---|---|---|"]
-    for name, label, tasks in HANDWRITING_BARS:
+    return rows + ["", "| check | bar | measured (600 test episodes, +- 95% CI) | verdict | meta-training | command |",
+                   "|---|---|---|---|---|---|", *_bar_rows(HANDWRITING_BARS)]
+
+
+def _bar_rows(specs: list) -> list[str]:
+    """One row per (preset, task): the bar (or "(reported)"), the measured accuracy +- CI, the verdict."""
+    rows = []
+    for name, label, tasks in specs:
         r = load(f"meta_{name}")
         cmd = f"python benchmarks/chapter4_meta.py --only {name}"
         for task, bar in tasks:

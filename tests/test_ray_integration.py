@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.core.checkpoint import find_latest_checkpoint, load_train_state
 from genlab.core.rundir import make_run_dir, read_metrics
 from genlab.distributed.trainer import RayConfig, fit
+from tests.serve_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = "genlab.autoencoders.train:train"
@@ -79,12 +79,6 @@ def test_two_workers_train_the_gan_with_ddp(local_ray, tmp_path):
     assert (find_latest_checkpoint(run_dir) / "ema.safetensors").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def ray_head(env: dict, port: int, dash: int, log: Path):
     """`ray start --head --block` in a process group of its own, ended by a signal to that group: `ray stop`
@@ -94,8 +88,8 @@ def ray_head(env: dict, port: int, dash: int, log: Path):
         head = subprocess.Popen([RAY_BIN, "start", "--head", "--block",
                                  f"--port={port}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
                                  # not Ray's fixed defaults (52365, 10001): another Ray may run beside this one
-                                 f"--dashboard-agent-listen-port={_free_port()}",
-                                 f"--ray-client-server-port={_free_port()}",
+                                 f"--dashboard-agent-listen-port={free_port()}",
+                                 f"--ray-client-server-port={free_port()}",
                                  "--num-cpus=2", "--object-store-memory=268435456", f"--temp-dir={temp_dir}",
                                  "--disable-usage-stats"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -119,7 +113,7 @@ def head(tmp_path_factory):
     """A running `ray start --head` and a `submit(*args)` that sends `python <args>` to it with `ray job submit`."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
 
     def submit_together(*jobs: tuple[str, ...], expect_run=True) -> list[str]:
         """Each job's `python <args>` sent with its own `ray job submit`, all at once (the head has a CPU for
@@ -193,7 +187,7 @@ def test_clip_job_then_its_index_then_the_search_config_deployed_to_a_local_head
     assert len((tmp_path / "index" / "labels.csv").read_text().splitlines()) == 501
     # the search app's committed Serve config, deployed onto this running cluster over that index
     config = yaml.safe_load((ROOT / "jobs" / "serve_search.yaml").read_text())
-    http = _free_port()
+    http = free_port()
     config["http_options"]["port"] = http
     config["applications"][0]["args"] |= {"weights": str(clip_dir), "index_dir": str(tmp_path / "index"),
                                           "allowed_root": str(tmp_path)}

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
 INSTALL_HINT = "install the fonts with `sudo apt-get install fonts-noto-core` (scripts/setup.sh does it)"
 CANVAS = 64  # render and distort here, then downsample to `size`
+FILLED_PEN = (1, 2)  # "filled" style: 1-2 3x3 dilations on top of the font's own weight
 STROKE_PEN = (1, 1)  # "strokes" style: one 3x3 dilation of the 1-pixel centre line (ink as in Omniglot)
 
 
@@ -107,13 +108,14 @@ def thin(ink: np.ndarray) -> np.ndarray:
             return b.astype(bool)
 
 
-def distort(glyph: np.ndarray, rng: np.random.Generator, size: int, pen: tuple[int, int] = (1, 2)) -> np.ndarray:
+def distort(glyph: np.ndarray, rng: np.random.Generator, size: int,
+            pen: tuple[int, int] = FILLED_PEN) -> np.ndarray:
     """Stroke-width jitter (`pen`: the range of 3x3 dilations), a random affine map, an elastic distortion, then
     downsampling to size x size."""
     from scipy.ndimage import gaussian_filter, map_coordinates
 
     img = Image.fromarray(glyph)
-    for _ in range(rng.integers(pen[0], pen[1] + 1)):  # filled: 1-2 dilations on top of the font's own weight
+    for _ in range(rng.integers(pen[0], pen[1] + 1)):
         img = img.filter(ImageFilter.MaxFilter(3))
     angle, scale = rng.uniform(-0.25, 0.25), rng.uniform(0.85, 1.15)
     shear, (tx, ty) = rng.uniform(-0.2, 0.2), rng.uniform(-3, 3, 2)
@@ -151,7 +153,7 @@ def build_glyphs(cfg: GlyphConfig = GlyphConfig(), font_dir: Path = NOTO_DIR, pr
         pick = np.linspace(0, len(rendered) - 1, min(cfg.max_per_script, len(rendered))).round().astype(int)
         for i in pick:
             ch, glyph = rendered[i]
-            pen = (1, 2)
+            pen = FILLED_PEN
             if cfg.style == "strokes":  # centre lines drawn with a 3 px pen: the ink of Omniglot at 28 px
                 glyph, pen = thin(glyph > 127).astype(np.uint8) * 255, STROKE_PEN
             per_class.append(np.stack([distort(glyph, rng, cfg.size, pen) for _ in range(cfg.instances)]))
