@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.autoencoders.config import smoke_config
 from genlab.core.checkpoint import find_latest_checkpoint, load_model
 from genlab.core.rundir import make_run_dir
+from genlab.distributed.env import init_ray, quiet_console
 from genlab.distributed.jobs import run_training_job
 from genlab.distributed.trainer import RayConfig
 from genlab.eval.fld_reference import fld_of_samples, reference_classifier
@@ -35,6 +37,9 @@ class Chapter1Config:
     """Where and how the trainings run."""
     smoke_test: bool = False
     """A few batches per model: checks the whole chain in a few minutes."""
+    parallel: int = 2
+    """Models trained at the same time, each on its share of the cluster's CPUs (GPUs: `--ray.num-workers` each);
+    1 trains them one after the other."""
 
 
 def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
@@ -54,20 +59,30 @@ def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
 def run_chapter1(cfg: Chapter1Config) -> Path:
     """Train the chapter's models, then write report.md (metrics table + figures); returns its path."""
     out = make_run_dir("chapter1", cfg.seed, root=cfg.ray.storage, config=cfg)
-    rows, figures = [], {}
-    for name, train_cfg in chapter1_models(cfg).items():
-        t0 = time.time()
-        run_dir, metrics = run_training_job(train_cfg.run_name(), LOOP, train_cfg, cfg.ray, cfg.dataset)
+    models = chapter1_models(cfg)
+    ray_cfg, parallel = cfg.ray, max(1, cfg.parallel) if cfg.ray.num_workers else 1  # in-process: one at a time
+    if parallel > 1 and not ray_cfg.use_gpu and not ray_cfg.cpus_per_worker:
+        # each concurrent run gets its share of the CPUs (by default one run takes them all)
+        cpus = int(init_ray().cluster_resources().get("CPU", 1))
+        ray_cfg = dataclasses.replace(ray_cfg, cpus_per_worker=max(1, cpus // (parallel * ray_cfg.num_workers)))
+
+    def train_one(name: str) -> dict:
+        train_cfg, t0 = models[name], time.time()
+        run_dir, metrics = run_training_job(train_cfg.run_name(), LOOP, train_cfg, ray_cfg, cfg.dataset)
         row = {"model": name, "train_s": time.time() - t0, "run": run_dir.name,
                **{k.removeprefix("eval/"): v for k, v in metrics.items() if k.startswith("eval/")}}
         if train_cfg.model.kind == "vae" and cfg.dataset == "mnist":
             row |= _vae_fld(run_dir, n=500 if cfg.smoke_test else 5000, seed=cfg.seed, quick=cfg.smoke_test)
-        rows.append(row)
-        figures[name] = sorted(Path(run_dir).glob("*.png"))
+        return row | {"figures": sorted(Path(run_dir).glob("*.png"))}
+
+    with quiet_console.pinned_to(out), ThreadPoolExecutor(parallel) as pool:
+        rows = list(pool.map(train_one, models))
+    figures = {row["model"]: row.pop("figures") for row in rows}
     _, info = reference_classifier(cfg.dataset, quick=cfg.smoke_test) if cfg.dataset == "mnist" else (None, {})
     intro = (f"Each model trained {1 if cfg.smoke_test else cfg.epochs} epoch(s) on {cfg.dataset} "
              f"({'smoke test: a few batches' if cfg.smoke_test else 'full passes'}), "
-             f"{cfg.ray.num_workers} Ray Train worker(s), data backend '{cfg.ray.data_backend}'. "
+             f"{cfg.ray.num_workers} Ray Train worker(s) each, {parallel} model(s) at a time (train_s is the wall "
+             f"time of each), data backend '{cfg.ray.data_backend}'. "
              f"MSE/PSNR on the test set; VAE NLL on binarised test images (nats). FLD classifier test accuracy "
              f"{info.get('test_accuracy', float('nan')):.4f}, FLD floor (train vs test) "
              f"{info.get('fld_floor_train_vs_test', float('nan')):.3g}.")

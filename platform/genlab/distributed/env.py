@@ -6,6 +6,7 @@ usage stats or token auth): we only `setdefault`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -75,6 +76,7 @@ class QuietConsole:
 
     def __init__(self):
         self.path: Path | None = None
+        self.pinned = False
         self._lock = threading.Lock()
 
     def install(self) -> None:
@@ -102,10 +104,11 @@ class QuietConsole:
             logging.getLogger(name).setLevel(logging.WARNING)
 
     def attach(self, run_dir: Path) -> None:
-        """Send the hidden lines to this run's directory and link Ray's session logs there."""
+        """Send the hidden lines to this run's directory (unless pinned) and link Ray's session logs there."""
         import ray
 
-        self.path = Path(run_dir) / "ray_console.log"
+        if not self.pinned:
+            self.path = Path(run_dir) / "ray_console.log"
         link = Path(run_dir) / "ray_session_logs"
         try:
             logs = ray._private.worker._global_node.get_logs_dir_path()
@@ -113,6 +116,16 @@ class QuietConsole:
                 link.symlink_to(logs, target_is_directory=True)
         except (AttributeError, OSError):  # attached to a remote cluster: its logs live there
             pass
+
+    @contextlib.contextmanager
+    def pinned_to(self, run_dir: Path):
+        """Runs trained at the same time share one console log (their lines cannot be told apart): this one."""
+        self.attach(run_dir)
+        self.pinned = True
+        try:
+            yield
+        finally:
+            self.pinned = False
 
 
 quiet_console = QuietConsole()
