@@ -13,6 +13,7 @@ import sys
 import time
 import types
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,47 +111,45 @@ def ray_head(env: dict, port: int, dash: int, log: Path):
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory):
-    """A running `ray start --head` and a `submit(*args)` that sends `python <args>` to it with `ray job submit`."""
+    """A running `ray start --head`, `submit(*args)` that sends `python <args>` to it with `ray job submit` and
+    returns its output, and `start(*args)`: the same in the background (a future)."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` = this venv's, as activated
     port, dash = free_port(), free_port()
 
-    def submit_together(*jobs: tuple[str, ...], expect_run=True) -> list[str]:
-        """Each job's `python <args>` sent with its own `ray job submit`, all at once (the head has a CPU for
-        each job's one worker); waits for all and returns their outputs."""
-        outs, pending = {}, list(jobs)
+    def submit(*args, expect_run=True) -> str:
         for _ in range(30):  # the head's job agent comes up a few seconds after `ray start` reports the node
-            procs = {args: subprocess.Popen([RAY_BIN, "job", "submit", f"--address=http://127.0.0.1:{dash}",
-                                             "--working-dir", str(ROOT), "--", "python", *args], env=env,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for args in pending}
-            for args, proc in procs.items():
-                stdout, stderr = proc.communicate(timeout=600)
-                outs[args] = (proc.returncode, stdout, stderr)
-            pending = [args for args in pending if "No available agent to submit job" in outs[args][2]]
-            if not pending:
+            out = subprocess.run([RAY_BIN, "job", "submit", f"--address=http://127.0.0.1:{dash}",
+                                  "--working-dir", str(ROOT), "--", "python", *args], env=env,
+                                 capture_output=True, text=True, timeout=600)
+            if "No available agent to submit job" not in out.stderr:
                 break
             time.sleep(2)
-        for args, (code, stdout, stderr) in outs.items():
-            assert code == 0, args[0] + stdout[-3000:] + stderr[-3000:]
-            assert "succeeded" in stdout and (not expect_run or "run directory:" in stdout), stdout[-3000:]
-        return [outs[args][1] for args in jobs]
+        assert out.returncode == 0, args[0] + out.stdout[-3000:] + out.stderr[-3000:]
+        assert "succeeded" in out.stdout and (not expect_run or "run directory:" in out.stdout), out.stdout[-3000:]
+        return out.stdout
 
-    def submit(*args, expect_run=True):
-        return submit_together(args, expect_run=expect_run)[0]
-
-    with ray_head(env, port, dash, tmp_path_factory.mktemp("head") / "head.log"):
-        yield types.SimpleNamespace(submit=submit, submit_together=submit_together, env=env,
+    with ray_head(env, port, dash, tmp_path_factory.mktemp("head") / "head.log"), ThreadPoolExecutor(3) as pool:
+        yield types.SimpleNamespace(submit=submit, start=lambda *args: pool.submit(submit, *args), env=env,
                                     dashboard=f"http://127.0.0.1:{dash}")
 
 
-def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, tmp_path):
+@pytest.fixture(scope="module")
+def smoke_runs(head, tmp_path_factory):
+    """The GAN, DDPM and CLIP jobs' smoke runs, submitted together (each job's one worker takes one of the head's
+    2 CPUs: the third starts when one is free): {job: future of its output}, and their storage."""
+    storage = tmp_path_factory.mktemp("runs")
+    jobs = ("jobs/gan.py", "jobs/ddpm.py", "jobs/clip.py")
+    return {job: head.start(job, "--smoke-test", "--ray.storage", str(storage)) for job in jobs}, storage
+
+
+def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, smoke_runs, tmp_path):
     # (jobs/ae.py is submitted in tests/test_multinode.py, to a two-node cluster)
-    jobs = (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
-            ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png"))
-    stdouts = head.submit_together(*[(job, "--smoke-test", "--ray.storage", str(tmp_path)) for job, _, _ in jobs])
-    for (job, run_glob, figure), stdout in zip(jobs, stdouts):
-        run_dirs = list(tmp_path.glob(run_glob))
+    futures, storage = smoke_runs
+    for job, run_glob, figure in (("jobs/gan.py", "dcgan__0__*", "diagnostics.png"),
+                                  ("jobs/ddpm.py", "ddpm-linear-cond__0__*", "reverse_process.png")):
+        stdout = futures[job].result()
+        run_dirs = list(storage.glob(run_glob))
         assert len(run_dirs) == 1 and (run_dirs[0] / figure).exists(), job
         assert find_latest_checkpoint(run_dirs[0]) is not None
         if job == "jobs/gan.py":
@@ -161,7 +160,7 @@ def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, tmp_pat
             assert {"forward_process.png", "samples.png", "samples_by_class.png"} <= {
                 p.name for p in run_dirs[0].glob("*.png")}
     # the comparison job (no Ray) over the two submitted runs
-    gan_dir, ddpm_dir = next(tmp_path.glob("dcgan__0__*")), next(tmp_path.glob("ddpm-linear-cond__0__*"))
+    gan_dir, ddpm_dir = next(storage.glob("dcgan__0__*")), next(storage.glob("ddpm-linear-cond__0__*"))
     out = subprocess.run([sys.executable, "jobs/compare.py", "--gan", str(gan_dir), "--ddpm", str(ddpm_dir),
                           "--n", "200", "--ddim-steps", "5", "--quick-fld", "--out", str(tmp_path)], cwd=ROOT,
                          env=head.env, capture_output=True, text=True, timeout=600)
@@ -174,11 +173,12 @@ def test_gan_and_ddpm_jobs_submitted_to_a_local_head_then_compared(head, tmp_pat
     assert header.startswith("model,sampler,n_samples,fld,fld_ratio,precision,recall")
 
 
-def test_clip_job_then_its_index_then_the_search_config_deployed_to_a_local_head(head, tmp_path):
+def test_clip_job_then_its_index_then_the_search_config_deployed_to_a_local_head(head, smoke_runs, tmp_path):
     # chapter 5.7: CLIP trained by Ray Train, then its index embedded by a Ray Data actor pool
-    stdout = head.submit("jobs/clip.py", "--smoke-test", "--ray.storage", str(tmp_path))
+    futures, storage = smoke_runs
+    stdout = futures["jobs/clip.py"].result()
     assert "test/zero_shot_mnist_top1" in stdout and "test/test_combos_attribute_exact_top1" in stdout
-    clip_dir = next(tmp_path.glob("clip-rn__0__*"))
+    clip_dir = next(storage.glob("clip-rn__0__*"))
     assert {"similarity_test_combos.png", "retrieval_test_templates.png"} <= {p.name for p in clip_dir.glob("*.png")}
     stdout = head.submit("jobs/index.py", "--source", "captions_small:test_combos", "--pretrained", str(clip_dir),
                          "--out", str(tmp_path / "index"), "--query", "a red 7", "--labels", "seven", "sneaker",
