@@ -70,6 +70,10 @@ def test_main_job_smoke_writes_report(smoke):
     assert "report:" in stdout
     # two models at a time; what Ray printed for them goes to the chapter's directory
     assert "2 model(s) at a time" in report
+    start = {p.parent.name[:12]: json.loads(p.read_text().splitlines()[0])["started_at"]
+             for p in tmp_path.glob("*/worker_groups.jsonl")}
+    end = {p.parent.name[:12]: p.stat().st_mtime for p in tmp_path.glob("*/metrics.jsonl")}
+    assert start["ae-mlp-class"] < end["ae-conv-deno"] and start["ae-conv-deno"] < end["ae-mlp-class"], (start, end)
     chapter_dir = next(tmp_path.glob("chapter1__0__*"))
     assert (chapter_dir / "ray_console.log").exists() and not list(tmp_path.glob("ae-*/ray_console.log"))
 

@@ -161,6 +161,11 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     run = next((tmp_path / "runs").glob("pipeline__*"))
     for stage in ("prior", "refiner"):
         assert (run / stage / "done.json").exists() and (run / stage / "metrics.jsonl").exists()
+    # the two stages trained at the same time
+    start = {s: json.loads((run / s / "worker_groups.jsonl").read_text().splitlines()[0])["started_at"]
+             for s in ("prior", "refiner")}
+    end = {s: (run / s / "done.json").stat().st_mtime for s in ("prior", "refiner")}
+    assert start["prior"] < end["refiner"] and start["refiner"] < end["prior"], (start, end)
     report = json.loads((run / "report.json").read_text())
     assert report["n_images"] == 200 and 0 <= report["refined/class_agreement"] <= 1
     assert {f"diversity/{d}" for d in range(10)} <= set(report)

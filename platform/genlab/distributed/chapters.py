@@ -15,9 +15,9 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.autoencoders.config import smoke_config
 from genlab.core.checkpoint import find_latest_checkpoint, load_model
 from genlab.core.rundir import make_run_dir
-from genlab.distributed.env import init_ray, quiet_console
+from genlab.distributed.env import quiet_console
 from genlab.distributed.jobs import run_training_job
-from genlab.distributed.trainer import RayConfig
+from genlab.distributed.trainer import RayConfig, share_of_cpus
 from genlab.eval.fld_reference import fld_of_samples, reference_classifier
 from genlab.eval.report import write_report
 
@@ -60,11 +60,8 @@ def run_chapter1(cfg: Chapter1Config) -> Path:
     """Train the chapter's models, then write report.md (metrics table + figures); returns its path."""
     out = make_run_dir("chapter1", cfg.seed, root=cfg.ray.storage, config=cfg)
     models = chapter1_models(cfg)
-    ray_cfg, parallel = cfg.ray, max(1, cfg.parallel) if cfg.ray.num_workers else 1  # in-process: one at a time
-    if parallel > 1 and not ray_cfg.use_gpu and not ray_cfg.cpus_per_worker:
-        # each concurrent run gets its share of the CPUs (by default one run takes them all)
-        cpus = int(init_ray().cluster_resources().get("CPU", 1))
-        ray_cfg = dataclasses.replace(ray_cfg, cpus_per_worker=max(1, cpus // (parallel * ray_cfg.num_workers)))
+    parallel = max(1, cfg.parallel) if cfg.ray.num_workers else 1  # in-process runs share torch's global RNG
+    ray_cfg = share_of_cpus(cfg.ray, parallel)
 
     def train_one(name: str) -> dict:
         train_cfg, t0 = models[name], time.time()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.core.checkpoint import find_latest_checkpoint, newest_run, read_checkpoint_config
 from genlab.core.config import load_json, save_json, to_dict
 from genlab.core.rundir import make_run_dir
-from genlab.distributed.env import configure_ray_env
+from genlab.distributed.env import configure_ray_env, quiet_console
 from genlab.distributed.jobs import setup_logging
-from genlab.distributed.trainer import RayConfig, fit
+from genlab.distributed.trainer import RayConfig, fit, share_of_cpus
 from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig, smoke_prior, smoke_refiner
 from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE
 
@@ -122,8 +123,15 @@ def run_pipeline_job(args: PipelineArgs) -> Path:
     refiner_cfg = dataclasses.replace(args.refiner, parts=parts, seed=args.seed)
     if args.smoke_test:
         prior_cfg, refiner_cfg = smoke_prior(prior_cfg), smoke_refiner(refiner_cfg)
-    prior_ckpt = _stage("prior", "genlab.pipeline.train:train_prior", prior_cfg, run_dir, ray_cfg)
-    refiner_ckpt = _stage("refiner", "genlab.pipeline.train:train_refiner", refiner_cfg, run_dir, ray_cfg)
+    # the two stages need only the frozen parts: trained at the same time, each on its share of the CPUs
+    pending = [stage for stage in ("prior", "refiner") if not (run_dir / stage / "done.json").exists()]
+    parallel = max(1, len(pending)) if ray_cfg.num_workers else 1  # in-process runs share torch's global RNG
+    stage_ray_cfg = share_of_cpus(ray_cfg, parallel)
+    with quiet_console.pinned_to(run_dir), ThreadPoolExecutor(parallel) as pool:
+        prior = pool.submit(_stage, "prior", "genlab.pipeline.train:train_prior", prior_cfg, run_dir, stage_ray_cfg)
+        refiner = pool.submit(_stage, "refiner", "genlab.pipeline.train:train_refiner", refiner_cfg, run_dir,
+                              stage_ray_cfg)
+        prior_ckpt, refiner_ckpt = prior.result(), refiner.result()
 
     pipe_dir = run_dir / "pipeline"
     if not (pipe_dir / "pipeline.json").exists():  # a resumed run keeps what it assembled and measured

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -131,6 +131,15 @@ def final_metrics(run_dir: Path) -> dict:
     for record in read_metrics(Path(run_dir) / "metrics.jsonl"):
         merged |= record
     return merged
+
+
+def share_of_cpus(ray_cfg: RayConfig, runs: int) -> RayConfig:
+    """The config for one of `runs` trainings run at the same time on this cluster (threads calling `fit`): each
+    worker gets its share of the CPUs instead of all of them. GPU runs and set CPU counts are kept."""
+    if runs <= 1 or ray_cfg.use_gpu or ray_cfg.cpus_per_worker or not ray_cfg.num_workers:
+        return ray_cfg
+    cpus = int(init_ray().cluster_resources().get("CPU", 1))
+    return replace(ray_cfg, cpus_per_worker=max(1, cpus // (runs * ray_cfg.num_workers)))
 
 
 def _cpus_per_worker(ray, ray_cfg: RayConfig) -> int:
