@@ -179,18 +179,26 @@ def test_kuberay_manifest_structure(path):
         assert any(int(g["rayStartParams"].get("num-gpus", 0)) for g in pod_templates(manifest)), "a GPU group"
 
 
-def test_rayservice_carries_the_search_apps_serve_config():
-    service = load(ROOT / "cluster" / "kuberay" / "rayservice-search.yaml")
-    assert service["kind"] == "RayService"
+@pytest.mark.parametrize("app_name", ["search", "generate"])
+def test_rayservice_carries_the_apps_serve_config(app_name):
+    service = load(ROOT / "cluster" / "kuberay" / f"rayservice-{app_name}.yaml")
+    assert service["kind"] == "RayService" and service["metadata"]["name"] == f"genlab-{app_name}"
     config = yaml.safe_load(service["spec"]["serveConfigV2"])
     ServeDeploySchema.model_validate(config)  # Ray's own schema of a Serve config
     (app,) = config["applications"]
-    (local,) = load(ROOT / "jobs" / "serve_search.yaml")["applications"]
+    (local,) = load(ROOT / "jobs" / f"serve_{app_name}.yaml")["applications"]
     assert {k: app[k] for k in ("name", "route_prefix", "import_path", "args")} == {
         k: local[k] for k in ("name", "route_prefix", "import_path", "args")}
     assert [d["name"] for d in app["deployments"]] == [d["name"] for d in local["deployments"]]
     index_store = next(d for d in app["deployments"] if d["name"] == "IndexStore")
     assert index_store["num_replicas"] == 1  # the one writer of the index
+    # every replica at its largest count fits the cluster at its largest
+    cpus = sum(d["ray_actor_options"]["num_cpus"] * d.get("num_replicas", d.get("autoscaling_config", {}).get(
+        "max_replicas", 1)) for d in app["deployments"])
+    cluster = service["spec"]["rayClusterConfig"]
+    capacity = int(cluster["headGroupSpec"]["rayStartParams"]["num-cpus"]) + sum(
+        g["maxReplicas"] * int(g["rayStartParams"]["num-cpus"]) for g in cluster["workerGroupSpecs"])
+    assert cpus <= capacity, (cpus, capacity)
 
 
 def test_generate_serve_config_is_the_search_app_with_the_pipeline_stages():
