@@ -84,9 +84,15 @@ def _torchvision(name: str, root: Path, split: str, download: bool):
 
 def load_dataset(name: str, split: str, root: str | Path | None = None,
                  download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 (N, 28, 28) and labels int64 (N,) of `name` ('mnist' | 'fashion_mnist')."""
+    """Images uint8 (N, 28, 28) and labels int64 (N,) of `name` ('mnist' | 'fashion_mnist'); a colour set
+    (`genlab.data.images`: 'cifar10', 'celeba', 'faces', 'folder:<dir>[@<size>]') gives uint8 (N, 3, H, W)."""
+    from genlab.data import images
+
+    if images.is_image_set(name):
+        return images.load_images(name, split, Path(root) if root else default_root(), download)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS + images.IMAGE_SETS} or "
+                         "folder:<dir>[@<size>]")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
     root = Path(root) if root else default_root()

@@ -1,12 +1,14 @@
 """Write a dataset once to parquet shards; read them back locally or through Ray Data.
 
-Schema: `image` (binary, 784 raw uint8 bytes), `label` (int64). Caption sets (`genlab.data.captions`) add
-`tokens` (the caption's BPE tokens, int32 bytes): their batches are (RGB images, tokens). The same directory can
-be a local path here or an object-store URI on a cluster (Ray Data reads both).
+Schema: `image` (binary, raw uint8 bytes: 784 for a 28x28 grey image), `label` (int64); the image shape is in the
+file's schema metadata (`genlab.shape`, e.g. "3,64,64" for a colour set; absent = 28x28). Caption sets
+(`genlab.data.captions`) add `tokens` (the caption's BPE tokens, int32 bytes): their batches are (RGB images,
+tokens). The same directory can be a local path here or an object-store URI on a cluster (Ray Data reads both).
 """
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
@@ -23,6 +25,8 @@ IMAGE_SHAPE = (28, 28)
 
 
 def shard_dir(name: str, split: str, root: str | Path | None = None) -> Path:
+    if name.startswith("folder:"):  # a path in the name: a short stable directory name instead
+        name = f"folder-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
     return (Path(root) if root else default_root()) / "parquet" / name / split
 
 
@@ -32,10 +36,12 @@ def write_shards(images: torch.Tensor, labels: torch.Tensor, out_dir: Path, rows
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     flat = images.reshape(len(images), -1).numpy()
+    shape = {b"genlab.shape": ",".join(map(str, images.shape[1:])).encode()}
     for i, start in enumerate(range(0, len(flat), rows_per_shard)):
         chunk = flat[start:start + rows_per_shard]
         table = pa.table({"image": pa.array([row.tobytes() for row in chunk], pa.binary()),
-                          "label": pa.array(labels[start:start + rows_per_shard].numpy(), pa.int64())})
+                          "label": pa.array(labels[start:start + rows_per_shard].numpy(), pa.int64())},
+                         metadata=shape)
         pq.write_table(table, tmp / f"part-{i:05d}.parquet")
     return publish(tmp, out_dir)
 
@@ -51,8 +57,16 @@ def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path
     return out
 
 
-def decode_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Columns as read by pyarrow or Ray Data (numpy) -> (uint8 (B, 28, 28), int64 labels (B,)), or for a
+def shard_shape(directory: str | Path) -> tuple[int, ...]:
+    """The image shape of a shard directory's rows, from its schema metadata (28x28 when it has none)."""
+    first = next(iter(sorted(Path(directory).glob("*.parquet"))), None)
+    metadata = (pq.read_schema(first).metadata or {}) if first is not None else {}
+    raw = metadata.get(b"genlab.shape")
+    return tuple(int(v) for v in raw.decode().split(",")) if raw else IMAGE_SHAPE
+
+
+def decode_batch(batch: dict, shape: tuple[int, ...] = IMAGE_SHAPE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Columns as read by pyarrow or Ray Data (numpy) -> (uint8 (B, *shape), int64 labels (B,)), or for a
     caption set (uint8 (B, 3, 32, 32), int64 tokens (B, L))."""
     raw = b"".join(bytes(b) for b in batch["image"])
     images = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).copy())
@@ -60,11 +74,13 @@ def decode_batch(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = np.frombuffer(b"".join(bytes(b) for b in batch["tokens"]), dtype=np.int32)
         tokens = torch.from_numpy(tokens.astype(np.int64)).reshape(len(batch["image"]), -1)
         return images.reshape(-1, 3, captions.SIZE, captions.SIZE), tokens
-    return images.reshape(-1, *IMAGE_SHAPE), torch.from_numpy(np.array(batch["label"], dtype=np.int64))
+    return images.reshape(-1, *shape), torch.from_numpy(np.array(batch["label"], dtype=np.int64))
 
 
 def read_shards(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     table = pq.read_table(str(directory))
     columns = ["image", "tokens"] if "tokens" in table.column_names else ["image", "label"]
+    raw = (table.schema.metadata or {}).get(b"genlab.shape")
+    shape = tuple(int(v) for v in raw.decode().split(",")) if raw else IMAGE_SHAPE
     return decode_batch({c: table.column(c).to_pylist() if c != "label" else table.column(c).to_numpy()
-                         for c in columns})
+                         for c in columns}, shape)

@@ -18,7 +18,7 @@ from torch import nn
 from genlab.core.distributed import gather_objects
 from genlab.core.rundir import MetricsWriter
 from genlab.core.runtime import Batch, autocast_for, shuffled_batches
-from genlab.data.shards import decode_batch, read_shards
+from genlab.data.shards import decode_batch, read_shards, shard_shape
 
 
 class RayTrainRuntime:
@@ -41,6 +41,7 @@ class RayTrainRuntime:
         self.stop_after_s = stop_after_s
         self.precision = precision
         self._local: dict[str, Batch] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
         self._tmp: list[Path] = []
         self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl") if self.is_main else None
         # where the ranks run (collective: every rank is here once per start of the worker group)
@@ -71,12 +72,17 @@ class RayTrainRuntime:
             for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
                                             local_shuffle_buffer_size=self.shuffle_buffer,
                                             local_shuffle_seed=seed, prefetch_batches=4):
-                yield decode_batch(batch)
+                yield decode_batch(batch, self._shape(split))
         else:
             if split not in self._local:
                 self._local[split] = read_shards(self.shard_dirs[split])
             images, labels = self._local[split]
             yield from shuffled_batches(images, labels, batch_size, seed, self.rank, self.world_size)
+
+    def _shape(self, split: str) -> tuple[int, ...]:
+        if split not in self._shapes:
+            self._shapes[split] = shard_shape(self.shard_dirs[split])
+        return self._shapes[split]
 
     def autocast(self):
         return autocast_for(self.device, self.precision)

@@ -1,10 +1,16 @@
-"""The seed's DCGAN for 28x28 images (chapter 5.3), optionally class-conditional. Pure torch.
+"""The seed's DCGAN for 28x28 images (chapter 5.3), optionally class-conditional, and the DCGAN paper's
+architecture for 32x32 / 64x64 colour images (`arch="dcgan"`). Pure torch.
 
 Generator: z (+ label embedding) -> linear to 128x7x7 -> BatchNorm -> [upsample x2, conv 3x3, BatchNorm,
 LeakyReLU] x 2 -> conv 3x3 -> tanh, images in [-1, 1]. Discriminator: four stride-2 conv blocks (LeakyReLU,
 dropout, BatchNorm after the first) -> linear. D returns *logits*: sigmoid(logit) is the seed's D(x), and
 BCE-with-logits is its BCE, computed stably. Conditional D uses the projection trick (Miyato & Koyama 2018):
 logit = linear(h) + <embed(y), h>.
+
+`arch="dcgan"` (Radford et al. 2016, as in PyTorch's DCGAN example): G is z -> transposed convs 4x4 stride 2
+from 4x4 up to the image size with BatchNorm + ReLU, tanh out; D is strided 4x4 convs down to 4x4 with LeakyReLU
+0.2 and BatchNorm (not on the first), then a 4x4 conv to one logit; weights drawn from N(0, 0.02), BatchNorm
+scales from N(1, 0.02), as the paper does.
 """
 
 from __future__ import annotations
@@ -37,11 +43,21 @@ class GANConfig:
     d_in_channels: int = 1
     """Channels D takes: 1 for images; 2 for a conditional D that sees (input, output) pairs (the pix2pix
     refiner of the text-to-image pipeline)."""
+    arch: str = "seed"
+    """'seed': the seed's 28x28 model above; 'dcgan': the DCGAN paper's (image_size 32 or 64)."""
+    image_channels: int = 1
+    """Channels of the images G draws (3 for colour); D takes d_in_channels, so set both."""
+    width: int = 64
+    """'dcgan': G's last and D's first layer width (the paper's 64 = ngf = ndf); each level doubles it."""
 
     def __post_init__(self):
         if self.latent_dim < 1 or self.image_size % 4:
             raise ValueError(f"need latent_dim >= 1 and image_size divisible by 4, got {self.latent_dim}, "
                              f"{self.image_size}")
+        if self.arch not in ("seed", "dcgan"):
+            raise ValueError(f"arch must be 'seed' or 'dcgan', got {self.arch!r}")
+        if self.arch == "dcgan" and self.image_size not in (32, 64, 128):
+            raise ValueError(f"arch 'dcgan' draws 32, 64 or 128 px images, got image_size {self.image_size}")
         if len(self.g_channels) != 2 or not self.d_channels:
             raise ValueError(f"g_channels needs 2 widths and d_channels at least one, got {self.g_channels}, "
                              f"{self.d_channels}")
@@ -51,6 +67,9 @@ class Generator(nn.Module):
     def __init__(self, cfg: GANConfig = GANConfig()):
         super().__init__()
         self.cfg = cfg
+        if cfg.arch == "dcgan":
+            self._build_dcgan(cfg)
+            return
         c0, c1 = cfg.g_channels
         self.init_size = cfg.image_size // 4
         self.embed = nn.Embedding(cfg.num_classes, cfg.label_embedding) if cfg.num_classes else None
@@ -60,15 +79,30 @@ class Generator(nn.Module):
             nn.BatchNorm2d(c0),
             nn.Upsample(scale_factor=2), nn.Conv2d(c0, c0, 3, padding=1), nn.BatchNorm2d(c0), nn.LeakyReLU(0.2),
             nn.Upsample(scale_factor=2), nn.Conv2d(c0, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.LeakyReLU(0.2),
-            nn.Conv2d(c1, 1, 3, padding=1), nn.Tanh(),
+            nn.Conv2d(c1, cfg.image_channels, 3, padding=1), nn.Tanh(),
         )
 
+    def _build_dcgan(self, cfg: GANConfig) -> None:
+        levels = _levels(cfg.image_size)  # 4 -> 8 -> ... -> image_size
+        widths = [cfg.width * 2 ** i for i in reversed(range(levels))]  # e.g. 512, 256, 128, 64 for 64 px
+        self.embed = nn.Embedding(cfg.num_classes, cfg.label_embedding) if cfg.num_classes else None
+        in_dim = cfg.latent_dim + (cfg.label_embedding if cfg.num_classes else 0)
+        layers = [nn.ConvTranspose2d(in_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]),
+                  nn.ReLU(True)]
+        for c_in, c_out in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.image_channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z: (B, latent_dim), y: (B,) labels for a conditional G -> images (B, 1, S, S) in [-1, 1]."""
+        """z: (B, latent_dim), y: (B,) labels for a conditional G -> images (B, C, S, S) in [-1, 1]."""
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is class-conditional: pass labels y")
             z = torch.cat([z, self.embed(y)], dim=1)
+        if self.cfg.arch == "dcgan":
+            return self.body(z[:, :, None, None])
         h = self.fc(z).view(len(z), self.cfg.g_channels[0], self.init_size, self.init_size)
         return self.body(h)
 
@@ -78,6 +112,9 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
+        if cfg.arch == "dcgan":
+            self._build_dcgan(cfg, sn)
+            return
         layers, c_in, size = [], cfg.d_in_channels, cfg.image_size
         for i, c_out in enumerate(cfg.d_channels):
             layers += [sn(nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)), nn.LeakyReLU(0.2),
@@ -90,15 +127,45 @@ class Discriminator(nn.Module):
         self.head = sn(nn.Linear(features, 1))
         self.embed = sn(nn.Embedding(cfg.num_classes, features)) if cfg.num_classes else None
 
+    def _build_dcgan(self, cfg: GANConfig, sn) -> None:
+        widths = [cfg.width * 2 ** i for i in range(_levels(cfg.image_size))]  # e.g. 64, 128, 256, 512
+        layers, c_in = [], cfg.d_in_channels
+        for i, c_out in enumerate(widths):
+            layers.append(sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False)))
+            if i > 0 and not cfg.spectral_norm:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            c_in = c_out
+        self.body = nn.Sequential(*layers)  # (B, widths[-1], 4, 4)
+        self.head = nn.Sequential(sn(nn.Conv2d(c_in, 1, 4, 1, 0, bias=False)), nn.Flatten())
+        self.embed = sn(nn.Embedding(cfg.num_classes, c_in)) if cfg.num_classes else None
+        self.apply(dcgan_init)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x: images in [-1, 1] -> logits (B,)."""
         h = self.body(x)
         logit = self.head(h).squeeze(1)
+        if self.cfg.arch == "dcgan":
+            h = h.sum((2, 3))  # the projection term over pooled features
         if self.embed is not None:
             if y is None:
                 raise ValueError("this discriminator is class-conditional: pass labels y")
             logit = logit + (self.embed(y) * h).sum(1)
         return logit
+
+
+def _levels(image_size: int) -> int:
+    """Width levels of the 'dcgan' nets: log2(size) - 2 (64 px: 4, the paper's 64-128-256-512 for D)."""
+    return image_size.bit_length() - 3  # 32 -> 3, 64 -> 4, 128 -> 5
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """The DCGAN paper's initialisation: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02), shift 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
 
 
 class GAN(nn.Module):
@@ -117,7 +184,7 @@ class GAN(nn.Module):
     @torch.no_grad()
     def generate(self, n: int, labels: torch.Tensor | None = None, seed: int = 0,
                  batch_size: int = 1000) -> torch.Tensor:
-        """n images in [0, 1], (n, 1, S, S), from a seeded noise stream (eval-mode generator)."""
+        """n images in [0, 1], (n, C, S, S), from a seeded noise stream (eval-mode generator)."""
         g = self.generator.eval()
         device = next(g.parameters()).device
         gen = torch.Generator().manual_seed(seed)
