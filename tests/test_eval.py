@@ -145,3 +145,34 @@ def test_class_mig_is_one_for_a_perfect_single_code_and_zero_for_a_duplicated_on
     assert perfect["mig"] == pytest.approx(1.0, abs=0.01)  # the noise latent's MI is only binning bias
     twice = class_mig(np.stack([y.astype(float), y * 2.0 + 1, noise], 1), y)
     assert twice["mig"] == pytest.approx(0.0, abs=1e-9) and twice["top_mi"] == pytest.approx(1.0, abs=1e-9)
+
+
+def _rank_scores_alone(rank: int, init_file: str, out) -> None:
+    """A 2-process gloo group where only rank 0 computes an FLD (as rank 0 scores a multi-worker run)."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    if rank == 0:
+        gen = torch.Generator().manual_seed(0)
+        out.put(frechet_distance_of_features(torch.randn(200, 8, generator=gen), torch.randn(200, 8, generator=gen)))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_fld_on_rank_zero_alone_does_not_wait_for_the_other_ranks(tmp_path):
+    """torchmetrics syncs a metric across the process group by default: rank 0 scoring alone then waits forever
+    (seen: a 2-worker GAN run hung in its final evaluation)."""
+    import torch.multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_rank_scores_alone, args=(rank, str(tmp_path / "init"), out)) for rank in (0, 1)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    hung = [p for p in procs if p.is_alive()]
+    for p in hung:
+        p.kill()
+    assert not hung and all(p.exitcode == 0 for p in procs)
+    assert 0 < out.get(timeout=5) < 1  # two samples of one distribution

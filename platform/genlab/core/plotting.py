@@ -17,16 +17,19 @@ from torchvision.utils import make_grid  # noqa: E402
 
 
 def _to_numpy_grid(images: torch.Tensor, nrow: int) -> "np.ndarray":  # noqa: F821
+    """(H, W) for grey images, (H, W, 3) for colour ones."""
     images = images.detach().float().cpu()
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    return make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)[0].numpy()
+    grid = make_grid(images.clamp(0, 1), nrow=nrow, padding=2, pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy() if images.shape[1] == 3 else grid[0].numpy()
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 10, title: str | None = None) -> Path:
-    """images: (N, 1, H, W) or (N, H, W) in [0, 1]."""
+    """images: (N, 1, H, W), (N, H, W) or colour (N, 3, H, W) in [0, 1]."""
     grid = _to_numpy_grid(images, nrow)
-    fig, ax = plt.subplots(figsize=(grid.shape[1] / 40, grid.shape[0] / 40 + (0.4 if title else 0)))
+    scale = 40 * max(1, images.shape[-1] / 28)  # a 64 px image takes as much room as a 28 px one
+    fig, ax = plt.subplots(figsize=(grid.shape[1] / scale, grid.shape[0] / scale + (0.4 if title else 0)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1)
     ax.axis("off")
     if title:

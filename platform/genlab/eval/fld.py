@@ -5,6 +5,9 @@ trained to >= 99% test accuracy gives features that separate digit shapes (the "
 torchmetrics' FrechetInceptionDistance does the statistics, on our network's features (float32 network, float64
 statistics).
 The classifier also labels generated samples (class-histogram entropy, conditional accuracy).
+For colour sets (`genlab.data.images`) the same network takes 3 channels and pools its last feature map to 7x7:
+an offline stand-in for FID (Inception features need a download), trained on the set's own labels; a number
+says which one it uses.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from genlab.core.config import from_dict
 from genlab.eval.reconstruction import to_float
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+COLOUR_MEAN, COLOUR_STD = 0.5, 0.25
 
 
 @dataclass
@@ -32,6 +36,10 @@ class ClassifierConfig:
     """Width of the penultimate layer: the FLD feature space."""
     dropout: float = 0.25
     """Dropout before the last layer."""
+    in_channels: int = 1
+    """1 for the grey sets, 3 for colour ones."""
+    num_classes: int = 10
+    """Classes of the set it is trained on."""
 
 
 class LeNet(nn.Module):
@@ -39,16 +47,21 @@ class LeNet(nn.Module):
         super().__init__()
         c1, c2 = cfg.channels
         self.body = nn.Sequential(
-            nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),  # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(), nn.MaxPool2d(2),  # (B, c2, 7, 7)
+            nn.Conv2d(cfg.in_channels, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), nn.ReLU(),
+            # (B, c2, 7, 7) at 28 px, where the adaptive pool is the identity; larger images pooled to 7x7 (one
+            # Sequential: the later layers keep their state-dict names of the grey-only network)
+            nn.Sequential(nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(7)),
             nn.Flatten(), nn.Linear(c2 * 49, cfg.features), nn.ReLU(),
         )
-        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.features, 10))
+        self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(cfg.features, cfg.num_classes))
         self.num_features = cfg.features
+        self.num_classes = cfg.num_classes
+        self.mean, self.std = (MNIST_MEAN, MNIST_STD) if cfg.in_channels == 1 else (COLOUR_MEAN, COLOUR_STD)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: images in [0, 1], (B, 1, 28, 28) -> (B, features)."""
-        return self.body((x - MNIST_MEAN) / MNIST_STD)
+        """x: images in [0, 1], (B, C, H, W) -> (B, features)."""
+        return self.body((x - self.mean) / self.std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -75,7 +88,8 @@ class _Given(nn.Module):
 
 @torch.no_grad()
 def features(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Penultimate features (N, F), float32, of uint8 (N, 28, 28) or float (N, 1, 28, 28) images in [0, 1]."""
+    """Penultimate features (N, F), float32, of uint8 (N, 28, 28) / (N, C, H, W) or float (N, C, H, W) images
+    in [0, 1]."""
     classifier.eval()
     device = next(classifier.parameters()).device
     return torch.cat([classifier.features(to_float(images[s:s + batch_size]).to(device)).float().cpu()
@@ -84,7 +98,9 @@ def features(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000) ->
 
 def frechet_distance_of_features(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID's formula (torchmetrics' statistics, float64) on two feature sets (N, F)."""
-    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]))
+    # sync_on_compute=False: the statistics are this process's own; inside a multi-worker run rank 0 scores
+    # alone, and torchmetrics' default sync would wait forever for the other ranks to join its all-gather
+    metric = FrechetInceptionDistance(feature=_Given(real.shape[1]), sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     return float(metric.compute())
@@ -108,7 +124,7 @@ def predict(classifier: LeNet, images: torch.Tensor, batch_size: int = 1000,
 
 
 def class_entropy(labels: torch.Tensor, num_classes: int = 10) -> float:
-    """Entropy (nats) of the predicted-class histogram; ln(10) = 2.303 means perfect coverage."""
+    """Entropy (nats) of the predicted-class histogram; ln(num_classes) (2.303 for 10) means perfect coverage."""
     p = torch.bincount(labels, minlength=num_classes).double() / len(labels)
     return abs(float(-(p[p > 0] * p[p > 0].log()).sum()))  # abs: no '-0.0' for one class
 

@@ -42,17 +42,19 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int 
 
 def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = False,
                    requested: torch.Tensor | None = None, pr_k: int = 3) -> dict:
-    """All metrics of `samples` (float (N, 1, 28, 28) in [0, 1] or uint8) against the test set.
+    """All metrics of `samples` (float (N, C, H, W) in [0, 1] or uint8) against the test set.
 
-    Precision/recall compare with as many test images as there are samples (at most the 10k test set)."""
+    Precision/recall compare with as many test images as there are samples (at most the 10k test set). For a
+    colour set the classifier is the offline stand-in for FID's (genlab.eval.fld)."""
     classifier, _ = reference_classifier(dataset, quick=quick)
+    k = classifier.num_classes
     real, fake = reference_test_features(dataset, quick=quick), features(classifier, samples)
     predicted = predict(classifier, samples, feats=fake)
     precision, recall = precision_recall(real[:len(fake)], fake, pr_k)
     out = {**fld_of_samples(samples, dataset, quick=quick, feats=fake),
-           "precision": precision, "recall": recall, "class_entropy": class_entropy(predicted),
-           "class_entropy_frac": class_entropy(predicted) / math.log(10),
-           "class_histogram": torch.bincount(predicted, minlength=10).tolist()}
+           "precision": precision, "recall": recall, "class_entropy": class_entropy(predicted, k),
+           "class_entropy_frac": class_entropy(predicted, k) / math.log(k),
+           "class_histogram": torch.bincount(predicted, minlength=k).tolist()}
     if requested is not None:
         out["class_agreement"] = float((predicted == requested.cpu()).double().mean())
     return out

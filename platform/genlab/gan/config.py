@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from genlab.data.images import image_shape, is_image_set
 from genlab.gan.models import GANConfig
 
 
@@ -13,7 +14,8 @@ class GANTrainConfig:
     model: GANConfig = field(default_factory=GANConfig)
     """Architecture (latent size, widths, spectral norm, classes)."""
     dataset: str = "mnist"
-    """'mnist' or 'fashion_mnist'."""
+    """'mnist' or 'fashion_mnist' (28x28 grey); a colour set ('faces', 'celeba', 'cifar10',
+    'folder:<dir>[@<size>]') selects the DCGAN paper's networks at its image size and channels."""
     epochs: int = 10
     """Passes over the training set."""
     batch_size: int = 64
@@ -46,9 +48,16 @@ class GANTrainConfig:
     def run_name(self) -> str:
         tags = ["cond" if self.model.num_classes else "", "sn" if self.model.spectral_norm else "",
                 "ema" if self.ema_decay else "", "ls" if self.label_smoothing else ""]
+        if self.dataset not in ("mnist", "fashion_mnist"):
+            tags.insert(0, f"{self.dataset.split(':')[0]}{self.model.image_size}")
         return "-".join(["dcgan", *filter(None, tags)])
 
     def __post_init__(self):
+        if is_image_set(self.dataset):  # the networks follow the data's shape
+            c, size, _ = image_shape(self.dataset)
+            if (self.model.arch, self.model.image_size, self.model.image_channels) != ("dcgan", size, c):
+                self.model = dataclasses.replace(self.model, arch="dcgan", image_size=size, image_channels=c,
+                                                 d_in_channels=c)
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.ema_decay < 1:

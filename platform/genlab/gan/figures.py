@@ -22,7 +22,7 @@ def epoch_grid(generator, fixed: tuple[torch.Tensor, torch.Tensor | None], run_d
 
 def write_figures(cfg, gan: GAN, run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
-    labels = torch.arange(10).repeat_interleave(10) if cfg.model.num_classes else None
+    labels = torch.arange(min(cfg.model.num_classes, 10)).repeat_interleave(10) if cfg.model.num_classes else None
     images = gan.generate(100, labels=labels, seed=cfg.seed)
     paths = [save_image_grid(images, run_dir / "samples.png", nrow=10,
                              title=f"{cfg.run_name()} samples" + (" (row = class)" if labels is not None else ""))]

@@ -78,9 +78,12 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
 
 
 def fixed_inputs(cfg: GANTrainConfig, device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The same 80 noise vectors (and, conditional, 8 per class) every epoch, so grids show progress."""
-    z = torch.randn(80, cfg.model.latent_dim, generator=torch.Generator().manual_seed(GRID_SEED)).to(device)
-    y = torch.arange(10).repeat_interleave(8).to(device) if cfg.model.num_classes else None
+    """The same 80 noise vectors (and, conditional, 8 per class for up to 10 classes) every epoch, so grids show
+    progress."""
+    k = min(cfg.model.num_classes, 10)
+    z = torch.randn(8 * k if k else 80, cfg.model.latent_dim,
+                    generator=torch.Generator().manual_seed(GRID_SEED)).to(device)
+    y = torch.arange(k).repeat_interleave(8).to(device) if k else None
     return z, y
 
 
