@@ -278,3 +278,23 @@ def test_ddpm_resume_with_ema_equals_uninterrupted_run(tmp_path, tiny_mnist):
             assert torch.equal(sa[name], sb[name]), (ema, name)
     assert load_train_state(b)["ema_n_averaged"] == load_train_state(a)["ema_n_averaged"] == 16
     assert not torch.equal(load_model(b).stem.weight, load_model(b, ema=True).stem.weight)  # EMA is its own copy
+
+
+def test_ddpm_on_colour_32px_images_resumes_exactly_and_samples_colour(tmp_path):
+    """A colour set (the offline faces at 32x32) sets the U-Net's channels and size; a crashed run resumes to the
+    uninterrupted one's weights; samplers draw (n, 3, 32, 32)."""
+    from genlab.data.faces import make_faces
+
+    faces = make_faces(64, "train", size=32)
+    cfg = tiny_cfg(seed=1, dataset="faces@32")
+    assert (cfg.unet.in_channels, cfg.unet.image_size) == (3, 32) and cfg.run_name().startswith("ddpm-faces32")
+    data = {"train": faces}
+    train(cfg, LocalRuntime(tmp_path / "straight", data, seed=1), faces)
+    with pytest.raises(Crash):
+        train(cfg, CrashAfterFirstCheckpoint(tmp_path / "resumed", data, seed=1), faces)
+    train(cfg, LocalRuntime(tmp_path / "resumed", data, seed=1), faces)
+    a, b = (load_model(find_latest_checkpoint(tmp_path / run)).state_dict() for run in ("straight", "resumed"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    model = load_model(find_latest_checkpoint(tmp_path / "resumed"))
+    images, _ = sample(model, NoiseSchedule(cfg.schedule), 3, SamplerConfig(kind="ddim", steps=3))
+    assert images.shape == (3, 3, 32, 32) and 0 <= images.min() and images.max() <= 1

@@ -1,5 +1,6 @@
 """Colour image sets beyond MNIST: CIFAR-10, CelebA (64x64, as in the DCGAN paper), any image folder, and the
-offline synthetic faces. Each split is uint8 (N, 3, H, W) with int64 labels, like `load_dataset`'s grey sets.
+offline synthetic faces (`faces`, 64x64; `faces@32` at 32x32). Each split is uint8 (N, 3, H, W) with int64
+labels, like `load_dataset`'s grey sets.
 
 CIFAR-10 and CelebA come from torchvision's files under the data root, else torchvision's download (users with
 the internet); offline the error names what to run or where to put the files. `folder:<dir>[@<size>]` reads every
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SETS = ("cifar10", "celeba", "faces")
 FOLDER = re.compile(r"^folder:(?P<dir>.+?)(?:@(?P<size>\d+))?$")
+FACES = re.compile(r"^faces(?:@(?P<size>\d+))?$")
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
 FACES_SIZES = {"train": 10_000, "test": 1_000}
 CELEBA_SIZE = 64
@@ -36,17 +38,22 @@ HOW_TO_GET = {
 
 
 def is_image_set(name: str) -> bool:
-    return name in IMAGE_SETS or bool(FOLDER.match(name))
+    return name in IMAGE_SETS or bool(FOLDER.match(name) or FACES.match(name))
+
+
+def short_name(name: str) -> str:
+    """The set's kind for run names: 'faces', 'folder', 'cifar10', 'celeba'."""
+    return name.split(":")[0].split("@")[0]
 
 
 def image_shape(name: str) -> tuple[int, int, int]:
     """(C, H, W) of a colour set's images, known without loading it."""
     if name == "cifar10":
         return 3, 32, 32
-    if match := FOLDER.match(name):
+    if match := FOLDER.match(name) or FACES.match(name):
         size = int(match["size"] or 64)
         return 3, size, size
-    if name in ("celeba", "faces"):
+    if name == "celeba":
         return 3, CELEBA_SIZE, CELEBA_SIZE
     raise ValueError(f"{name!r} is not a colour image set ({IMAGE_SETS} or folder:<dir>[@<size>])")
 
@@ -57,10 +64,10 @@ def load_images(name: str, split: str, root: Path, download: bool = True) -> tup
 
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
-    if name == "faces":
+    if match := FACES.match(name):
         from genlab.data.faces import make_faces
 
-        return make_faces(FACES_SIZES[split], split)
+        return make_faces(FACES_SIZES[split], split, size=int(match["size"] or 64))
     if match := FOLDER.match(name):
         return load_image_folder(Path(match["dir"]).expanduser(), split, int(match["size"] or 64))
     loader = {"cifar10": _cifar10, "celeba": _celeba}.get(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from genlab.data.images import image_shape, is_image_set, short_name
 from genlab.diffusion.samplers import SamplerConfig
 from genlab.diffusion.schedule import ScheduleConfig
 from genlab.diffusion.unet import UNetConfig
@@ -20,7 +21,8 @@ class DiffusionConfig:
     """Conditional models: fraction of training labels replaced by the null class (what makes classifier-free
     guidance possible; the same network then also samples unconditionally)."""
     dataset: str = "mnist"
-    """'mnist' or 'fashion_mnist'."""
+    """'mnist' or 'fashion_mnist' (28x28 grey); a colour set ('faces@32', 'cifar10', 'folder:<dir>@32', ...)
+    sets the U-Net's channels and image size from the data."""
     epochs: int = 15
     """Passes over the training set."""
     batch_size: int = 128
@@ -57,9 +59,14 @@ class DiffusionConfig:
         return self.unet.num_classes > 0
 
     def run_name(self) -> str:
-        return f"ddpm-{self.schedule.kind}{'-cond' if self.conditional else ''}"
+        data = f"-{short_name(self.dataset)}{self.unet.image_size}" if is_image_set(self.dataset) else ""
+        return f"ddpm{data}-{self.schedule.kind}{'-cond' if self.conditional else ''}"
 
     def __post_init__(self):
+        if is_image_set(self.dataset):  # the U-Net follows the data's shape
+            c, size, _ = image_shape(self.dataset)
+            if (self.unet.in_channels, self.unet.image_size) != (c, size):
+                self.unet = dataclasses.replace(self.unet, in_channels=c, image_size=size)
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         if self.batch_size < 1 or self.epochs < 1:

@@ -64,7 +64,7 @@ def predict_eps(model: nn.Module, x: torch.Tensor, t: int, labels: torch.Tensor 
 def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig = SamplerConfig(),
            labels: torch.Tensor | None = None, seed: int = 0, device: str | torch.device = "cpu",
            progress: bool = False, keep_every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """n images in [0, 1], (n, 1, H, W), and (with keep_every > 0) snapshots of the first 10 chains every
+    """n images in [0, 1], (n, C, H, W), and (with keep_every > 0) snapshots of the first 10 chains every
     keep_every steps (first = pure noise, last = the output). The same seed gives the same images."""
     model.eval()
     device = torch.device(device)
@@ -75,8 +75,9 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
     clipped_eps = guiding if cfg.clipped_eps is None else cfg.clipped_eps
     timesteps = (list(range(schedule.T))[::-1] if cfg.kind == "ddpm"
                  else schedule.ddim_timesteps(cfg.steps, cfg.spacing))
-    size = getattr(model, "cfg", None)
-    shape = (size.in_channels if size else 1, 28, 28)
+    net = getattr(model, "cfg", None)
+    side = getattr(net, "image_size", 28)
+    shape = (net.in_channels if net else 1, side, side)
     outs, trajectory = [], []
     bar = tqdm(total=n * len(timesteps), desc=f"{cfg.kind}-{len(timesteps)}", unit="img-step",
                disable=not progress)

@@ -34,6 +34,8 @@ class UNetConfig:
     """0 = unconditional; > 0 adds a class embedding with an extra 'null' class (index num_classes)."""
     in_channels: int = 1
     """Image channels."""
+    image_size: int = 28
+    """Side of the square images it denoises (what samplers draw); each level halves it."""
 
     def __post_init__(self):
         if self.channels < 1 or not self.channel_mults or min(self.channel_mults) < 1:

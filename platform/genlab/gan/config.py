@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from genlab.data.images import image_shape, is_image_set
+from genlab.data.images import image_shape, is_image_set, short_name
 from genlab.gan.models import GANConfig
 
 
@@ -49,7 +49,7 @@ class GANTrainConfig:
         tags = ["cond" if self.model.num_classes else "", "sn" if self.model.spectral_norm else "",
                 "ema" if self.ema_decay else "", "ls" if self.label_smoothing else ""]
         if self.dataset not in ("mnist", "fashion_mnist"):
-            tags.insert(0, f"{self.dataset.split(':')[0]}{self.model.image_size}")
+            tags.insert(0, f"{short_name(self.dataset)}{self.model.image_size}")
         return "-".join(["dcgan", *filter(None, tags)])
 
     def __post_init__(self):
