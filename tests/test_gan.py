@@ -110,3 +110,21 @@ def test_config_validation():
         GANTrainConfig(ema_decay=1.0)
     with pytest.raises(ValueError, match="image_size"):
         GANConfig(image_size=30)
+
+
+def test_ema_copies_batchnorm_statistics_for_the_dcgan_paper_nets():
+    """The DCGAN init leaves BatchNorm's input variance ~0.02^2-scale: an EMA that averages the running
+    variance from its initial 1 normalises by far too much for thousands of steps (grey samples, seen); the
+    'copy' EMA takes the live statistics, the seed's 'average' EMA keeps averaging them."""
+    from genlab.core import loop
+    from genlab.gan.models import Generator
+
+    g = Generator(GANConfig(arch="dcgan", image_size=32, image_channels=3))
+    copy, average = loop.make_ema(g, 0.999, "copy"), loop.make_ema(g, 0.999, "average")
+    for _ in range(3):  # (an AveragedModel's first update copies everything)
+        g.train()(torch.randn(16, 100))  # a batch updates the live running statistics
+        for ema in (copy, average):
+            loop.update_ema(ema, g)
+    live = dict(g.named_buffers())
+    assert all(torch.equal(b, live[n]) for n, b in copy.module.named_buffers())
+    assert not torch.equal(dict(average.module.named_buffers())["body.1.running_var"], live["body.1.running_var"])

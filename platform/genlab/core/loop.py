@@ -27,6 +27,22 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
     return SequentialLR(optimizer, [warm, after], milestones=[warmup_steps])
 
 
-def make_ema(model: nn.Module, decay: float) -> AveragedModel:
-    """An exponential moving average of `model`'s weights and buffers (torch's AveragedModel)."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+def make_ema(model: nn.Module, decay: float, buffers: str = "average") -> AveragedModel:
+    """An exponential moving average of `model`'s weights (torch's AveragedModel), its buffers (BatchNorm
+    statistics) averaged too (`buffers="average"`) or copied from `model` at each `update_ema` ("copy": the
+    statistics follow the live network at once; an average of them lags the many steps the decay implies,
+    which matters where they start far from their trained values, as in the DCGAN paper's nets)."""
+    if buffers not in ("average", "copy"):
+        raise ValueError(f"buffers must be 'average' or 'copy', got {buffers!r}")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=buffers == "average")
+    ema.copy_buffers = buffers == "copy"
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: AveragedModel, model: nn.Module) -> None:
+    """One EMA step of the weights; the buffers averaged or copied as `make_ema` was told."""
+    ema.update_parameters(model)
+    if getattr(ema, "copy_buffers", False):
+        for mine, live in zip(ema.module.buffers(), model.buffers()):
+            mine.copy_(live)

@@ -27,7 +27,10 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
     """Train `cfg` on `rt`'s "train" batches; rank 0 writes diagnostics every log_every steps."""
     seed_everything(cfg.seed + 1000 * rt.rank)
     gan = GAN(cfg.model)
-    ema = loop.make_ema(gan.generator, cfg.ema_decay) if cfg.ema_decay else None
+    # the DCGAN paper's N(0, 0.02) init starts BatchNorm's statistics far from their trained values: the EMA
+    # generator copies them (the seed's nets keep the averaged statistics their measured numbers used)
+    buffers = "copy" if cfg.model.arch == "dcgan" else "average"
+    ema = loop.make_ema(gan.generator, cfg.ema_decay, buffers) if cfg.ema_decay else None
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
@@ -56,7 +59,7 @@ def train(cfg: GANTrainConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tens
         gn_g = clip_grad_norm_(G.parameters(), float("inf"))
         opt_g.step()
         if ema is not None:
-            ema.update_parameters(gan.generator)
+            loop.update_ema(ema, gan.generator)
         return dict(zip(DIAGNOSTICS, (loss_d.detach(), loss_g.detach(), torch.sigmoid(real_logits.detach()).mean(),
                                       torch.sigmoid(fake_logits.detach()).mean(), gn_d, gn_g)))
 
