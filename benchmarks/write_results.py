@@ -388,6 +388,24 @@ def precision_rows() -> list[str]:
     return rows
 
 
+def faces_rows() -> list[str]:
+    r = load("gan_faces64")
+    if r is None:
+        return []
+    m = r["metrics"]
+    epochs = r["epoch_s"]
+    return [f"`{r['command']}` ({r['date']}; collected by `python benchmarks/faces_gan.py --run <its run>`): "
+            f"{len(epochs)} epochs of {m['step'] // len(epochs)} steps (batch {r['config']['batch_size']}), "
+            f"{sum(epochs) / 60:.1f} min of training on 2 cores, one Ray Train worker. Scores of "
+            f"{m['eval/n_samples']} samples of the EMA generator in the features of the faces' own classifier "
+            "(the offline stand-in for FID, not comparable with FID):", "",
+            "| FLD stand-in | its floor (train vs test) | ratio | precision | recall | hair-colour entropy / ln 5 |",
+            "|---|---|---|---|---|---|",
+            f"| {m['eval/fld']:.2f} | {m['eval/fld_floor']:.3f} | {m['eval/fld_ratio']:.1f} | {m['eval/precision']:.3f} | "
+            f"{m['eval/recall']:.3f} | {m['eval/class_entropy_frac']:.3f} |", "",
+            "![the same noise after each epoch](results/gan_faces64_epochs.png)"]
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
@@ -396,7 +414,7 @@ def main() -> int:
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate",
                                                   "rl_cartpole", "rl_side_by_side",
-                                                  "rl_acrobot"]) if r})
+                                                  "rl_acrobot", "gan_faces64"]) if r})
     text = [
         "# Benchmark results", "",
         f"Machine: the project's 2-core, 24 GiB CPU machine, no GPU ({machine}). Dates: {', '.join(dates)}.",
@@ -413,6 +431,7 @@ def main() -> int:
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
         "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
         "## The final system: text -> CLIP -> prior -> VAE decoder -> GAN refiner", "", *pipeline_rows(), "",
+        "## Colour images: the DCGAN paper's 64x64 networks on the synthetic faces", "", *faces_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]
     notes = HERE / "NOTES.md"
