@@ -103,3 +103,28 @@ def test_training_reduces_loss_and_writes_figures(tmp_path, tiny_mnist):
     names = {p.name for p in tmp_path.glob("*.png")}
     assert {"reconstructions.png", "latent_map.png", "prior_samples.png", "interpolation.png", "curves.png"} <= names
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2  # keeps the newest two
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_colour_vae_trains_on_intensities_and_resumes_exactly(tmp_path, arch):
+    """A colour set (the faces at 32x32) sets the nets' size and channels and turns binarisation off; a crashed
+    run resumes to the uninterrupted one's weights; samples and reconstructions are colour images."""
+    from genlab.autoencoders.train import reconstruct_fn
+    from genlab.data.faces import make_faces
+
+    faces = make_faces(96, "train", size=32)
+    cfg = TrainConfig(model=ModelConfig(kind="vae", arch=arch, hidden=(32,), channels=(8, 16), conv_fc=32,
+                                        latent_dim=4), dataset="faces@32", epochs=2, batch_size=32, eval_images=32,
+                      iw_k=3, iw_images=16, figures=False, progress=False, seed=2)
+    assert cfg.model.image_shape == (3, 32, 32) and not cfg.binarize
+    assert cfg.run_name() == f"vae-{arch}-faces32-beta1"
+    data = {"train": faces}
+    metrics = train(cfg, LocalRuntime(tmp_path / "straight", data, seed=2), faces)
+    assert metrics["eval/psnr_db"] > 0 and metrics["eval/iw_nll_nats"] > 0
+    with pytest.raises(Crash):
+        train(cfg, CrashAfterFirstCheckpoint(tmp_path / "resumed", data, seed=2), faces)
+    train(cfg, LocalRuntime(tmp_path / "resumed", data, seed=2), faces)
+    a, b = (load_model(find_latest_checkpoint(tmp_path / run)) for run in ("straight", "resumed"))
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert b.sample(2).shape == (2, 3, 32, 32)
+    assert reconstruct_fn(b)(faces[0][:2].float() / 255).shape == (2, 3, 32, 32)

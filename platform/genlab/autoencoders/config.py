@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from genlab.autoencoders.models import ModelConfig
+from genlab.data.images import image_shape, is_image_set, short_name
 
 OBJECTIVES = ("classic", "denoising", "sparse")
 
@@ -23,9 +24,12 @@ class TrainConfig:
     beta: float = 1.0
     """VAE only: weight of the KL term (1 = the ELBO; > 1 = beta-VAE)."""
     binarize: bool = True
-    """VAE only: dynamically binarise training images (pixel ~ Bernoulli(intensity)) each time they are seen."""
+    """VAE only: dynamically binarise training images (pixel ~ Bernoulli(intensity)) each time they are seen, and
+    score binarised test images (grey sets only: colour images train and are scored on their intensities, where
+    the negative ELBO is a cross-entropy bound, not a likelihood)."""
     dataset: str = "mnist"
-    """'mnist' or 'fashion_mnist'."""
+    """'mnist' or 'fashion_mnist' (28x28 grey); a colour set ('faces@32', 'cifar10', 'folder:<dir>@32', ...) sets
+    the nets' image size and channels from the data."""
     epochs: int = 10
     """Passes over the training set."""
     batch_size: int = 128
@@ -50,11 +54,18 @@ class TrainConfig:
     """tqdm progress bars (rank 0 only)."""
 
     def run_name(self) -> str:
-        """e.g. 'ae-conv-denoising' or 'vae-conv-beta4': the job part of the run directory's name."""
+        """e.g. 'ae-conv-denoising' or 'vae-conv-beta4' (colour: 'vae-conv-faces32-beta1'): the job part of the
+        run directory's name."""
         variant = self.objective if self.model.kind == "ae" else f"beta{self.beta:g}"
-        return f"{self.model.kind}-{self.model.arch}-{variant}"
+        data = f"-{short_name(self.dataset)}{self.model.image_size}" if is_image_set(self.dataset) else ""
+        return f"{self.model.kind}-{self.model.arch}{data}-{variant}"
 
     def __post_init__(self):
+        if is_image_set(self.dataset):  # the nets follow the data's shape; colour is not binarised
+            c, size, _ = image_shape(self.dataset)
+            if (self.model.image_channels, self.model.image_size) != (c, size):
+                self.model = dataclasses.replace(self.model, image_channels=c, image_size=size)
+            self.binarize = False
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.model.kind == "vae" and self.objective != "classic":

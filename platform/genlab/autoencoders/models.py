@@ -1,6 +1,8 @@
-"""Autoencoders and VAEs for 28x28 single-channel images (chapters 5.1 and 5.2). Pure torch.
+"""Autoencoders and VAEs for 28x28 single-channel images (chapters 5.1 and 5.2), and for colour images of any
+side divisible by 4 (`image_size`, `image_channels`). Pure torch.
 
-Every model maps images x in [0, 1], shape (B, 1, 28, 28), and decodes to *logits* of the same shape:
+Every model maps images x in [0, 1], shape (B, C, S, S) (MNIST: (B, 1, 28, 28)), and decodes to *logits* of the
+same shape:
 `torch.sigmoid(logits)` is the seed's sigmoid output, and BCE-with-logits is the seed's BCE, computed stably.
 """
 
@@ -10,8 +12,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-
-PIXELS = 28 * 28
 
 
 @dataclass
@@ -28,6 +28,18 @@ class ModelConfig:
     """Conv channels of the two stride-2 stages (28 -> 14 -> 7); the decoder mirrors them."""
     conv_fc: int = 512
     """Conv nets: width of the fully connected layer between the feature map and z (0 = none)."""
+    image_size: int = 28
+    """Side of the square images (conv nets: divisible by 4)."""
+    image_channels: int = 1
+    """1 for grey images, 3 for colour."""
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.image_channels, self.image_size, self.image_size
+
+    @property
+    def pixels(self) -> int:
+        return self.image_channels * self.image_size ** 2
 
     def __post_init__(self):
         if self.kind not in ("ae", "vae"):
@@ -38,6 +50,9 @@ class ModelConfig:
             raise ValueError(f"model.latent_dim must be >= 1, got {self.latent_dim}")
         if self.arch == "conv" and len(self.channels) != 2:
             raise ValueError(f"model.channels must list 2 widths for arch='conv', got {self.channels}")
+        if self.image_size < 4 or (self.arch == "conv" and self.image_size % 4):
+            raise ValueError(f"model.image_size must be >= 4 (and divisible by 4 for arch='conv'), got "
+                             f"{self.image_size}")
 
 
 def mlp(widths: list[int]) -> nn.Sequential:
@@ -55,21 +70,22 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig, out_dim: int | None):
         super().__init__()
-        self.net = mlp([PIXELS, *cfg.hidden, out_dim]) if out_dim else nn.Sequential(mlp([PIXELS, *cfg.hidden]),
-                                                                                       nn.ReLU())
+        self.net = (mlp([cfg.pixels, *cfg.hidden, out_dim]) if out_dim
+                    else nn.Sequential(mlp([cfg.pixels, *cfg.hidden]), nn.ReLU()))
         self.out_dim = out_dim or cfg.hidden[-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 28, 28) -> (B, out)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, S, S) -> (B, out)
         return self.net(x.flatten(1))
 
 
 class MLPDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.net = mlp([cfg.latent_dim, *reversed(cfg.hidden), PIXELS])
+        self.shape = cfg.image_shape
+        self.net = mlp([cfg.latent_dim, *reversed(cfg.hidden), cfg.pixels])
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, d) -> logits (B, 1, 28, 28)
-        return self.net(z).view(-1, 1, 28, 28)
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, d) -> logits (B, C, S, S)
+        return self.net(z).view(-1, *self.shape)
 
 
 class ConvEncoder(nn.Module):
@@ -79,11 +95,11 @@ class ConvEncoder(nn.Module):
         super().__init__()
         c1, c2 = cfg.channels
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),   # (B, c1, 14, 14)
-            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),  # (B, c2, 7, 7)
+            nn.Conv2d(cfg.image_channels, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14) at 28 px
+            nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),                  # (B, c2, 7, 7)
             nn.Flatten(),
         )
-        flat = c2 * 7 * 7
+        flat = c2 * (cfg.image_size // 4) ** 2
         layers: list[nn.Module] = [nn.Linear(flat, cfg.conv_fc), nn.ReLU()] if cfg.conv_fc else []
         width = cfg.conv_fc or flat
         if out_dim:
@@ -99,18 +115,18 @@ class ConvDecoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c1, c2 = cfg.channels
-        self.c2 = c2
-        flat = c2 * 7 * 7
+        self.c2, self.side = c2, cfg.image_size // 4
+        flat = c2 * self.side ** 2
         self.fc = (nn.Sequential(nn.Linear(cfg.latent_dim, cfg.conv_fc), nn.ReLU(), nn.Linear(cfg.conv_fc, flat),
                                  nn.ReLU())
                    if cfg.conv_fc else nn.Sequential(nn.Linear(cfg.latent_dim, flat), nn.ReLU()))
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),  # (B, c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),              # (B, 1, 28, 28) logits
+            nn.ConvTranspose2d(c1, cfg.image_channels, 4, stride=2, padding=1),  # (B, 1, 28, 28) logits at 28 px
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.deconv(self.fc(z).view(-1, self.c2, 7, 7))
+        return self.deconv(self.fc(z).view(-1, self.c2, self.side, self.side))
 
 
 def _encoder(cfg: ModelConfig, out_dim: int | None) -> nn.Module:
@@ -139,7 +155,7 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
-        return self.decoder(z), z  # logits (B, 1, 28, 28), code (B, d)
+        return self.decoder(z), z  # logits (B, C, S, S), code (B, d)
 
 
 class VAE(nn.Module):
@@ -172,7 +188,7 @@ class VAE(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images from the prior, as Bernoulli means (B, 1, 28, 28)."""
+        """n images from the prior, as Bernoulli means (B, C, S, S)."""
         device = self.fc_mu.weight.device
         z = torch.randn(n, self.cfg.latent_dim, generator=generator).to(device)
         return self.decode(z)
@@ -184,7 +200,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
 
 @torch.no_grad()
 def interpolate(model: nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 10) -> torch.Tensor:
-    """Decode a straight line between the codes (posterior means for a VAE) of two images: (steps, 1, 28, 28)."""
+    """Decode a straight line between the codes (posterior means for a VAE) of two images: (steps, C, S, S)."""
     code = (lambda x: model.encode(x)[0]) if isinstance(model, VAE) else model.encode
     z_a, z_b = code(x_a[None]), code(x_b[None])
     t = torch.linspace(0, 1, steps, device=z_a.device)[:, None]

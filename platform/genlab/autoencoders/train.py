@@ -70,6 +70,11 @@ def reconstruct_fn(model):
     return lambda x: model.decode(model.encode(x))
 
 
+def _targets(cfg: TrainConfig, images: torch.Tensor) -> torch.Tensor:
+    """What a VAE is scored on: binarised images (grey sets), else the intensities (colour)."""
+    return binarize(images) if cfg.binarize else to_float(images)
+
+
 @torch.no_grad()
 def evaluate(cfg: TrainConfig, model, test, device) -> dict[str, float]:
     """Cheap per-epoch test metrics (reconstruction; negative ELBO for VAEs)."""
@@ -81,7 +86,7 @@ def evaluate(cfg: TrainConfig, model, test, device) -> dict[str, float]:
         corrupt = lambda x: add_gaussian_noise(x, cfg.noise_factor, generator=gen)  # noqa: E731
     out = reconstruction_metrics(reconstruct_fn(model), images, corrupt=corrupt, device=device)
     if cfg.model.kind == "vae":
-        out |= {k: v for k, v in vae_test_metrics(model, binarize(images), k=1, device=device).items()
+        out |= {k: v for k, v in vae_test_metrics(model, _targets(cfg, images), k=1, device=device).items()
                 if k == "neg_elbo_nats"}
     if cfg.model.kind == "ae" and cfg.objective == "sparse":
         z = torch.cat([model.encode(to_float(images[s:s + 1000]).to(device)) for s in range(0, len(images), 1000)])
@@ -93,7 +98,7 @@ def final_evaluation(cfg: TrainConfig, model, test, rt: Runtime) -> dict:
     """The expensive numbers (IW-NLL) and the figures, once at the end, on rank 0."""
     out = {}
     if cfg.model.kind == "vae" and cfg.iw_k > 0:
-        res = vae_test_metrics(model, binarize(test[0][:cfg.iw_images]), k=cfg.iw_k, device=rt.device,
+        res = vae_test_metrics(model, _targets(cfg, test[0][:cfg.iw_images]), k=cfg.iw_k, device=rt.device,
                                progress=cfg.progress)
         out |= {f"eval/{k}": v for k, v in res.items()}
     if cfg.figures:
