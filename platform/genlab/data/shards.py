@@ -57,12 +57,15 @@ def ensure_shards(name: str, split: str, root: str | Path | None = None) -> Path
     return out
 
 
+def _shape_of(metadata: dict | None) -> tuple[int, ...]:
+    raw = (metadata or {}).get(b"genlab.shape")
+    return tuple(int(v) for v in raw.decode().split(",")) if raw else IMAGE_SHAPE
+
+
 def shard_shape(directory: str | Path) -> tuple[int, ...]:
     """The image shape of a shard directory's rows, from its schema metadata (28x28 when it has none)."""
     first = next(iter(sorted(Path(directory).glob("*.parquet"))), None)
-    metadata = (pq.read_schema(first).metadata or {}) if first is not None else {}
-    raw = metadata.get(b"genlab.shape")
-    return tuple(int(v) for v in raw.decode().split(",")) if raw else IMAGE_SHAPE
+    return _shape_of(pq.read_schema(first).metadata if first is not None else None)
 
 
 def decode_batch(batch: dict, shape: tuple[int, ...] = IMAGE_SHAPE) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +83,5 @@ def decode_batch(batch: dict, shape: tuple[int, ...] = IMAGE_SHAPE) -> tuple[tor
 def read_shards(directory: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     table = pq.read_table(str(directory))
     columns = ["image", "tokens"] if "tokens" in table.column_names else ["image", "label"]
-    raw = (table.schema.metadata or {}).get(b"genlab.shape")
-    shape = tuple(int(v) for v in raw.decode().split(",")) if raw else IMAGE_SHAPE
     return decode_batch({c: table.column(c).to_pylist() if c != "label" else table.column(c).to_numpy()
-                         for c in columns}, shape)
+                         for c in columns}, _shape_of(table.schema.metadata))
