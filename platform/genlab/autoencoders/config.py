@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from genlab.autoencoders.models import ModelConfig
-from genlab.data.images import image_shape, is_image_set, short_name
+from genlab.data.images import image_shape, is_image_set, run_tag
 
 OBJECTIVES = ("classic", "denoising", "sparse")
 
@@ -57,8 +57,7 @@ class TrainConfig:
         """e.g. 'ae-conv-denoising' or 'vae-conv-beta4' (colour: 'vae-conv-faces32-beta1'): the job part of the
         run directory's name."""
         variant = self.objective if self.model.kind == "ae" else f"beta{self.beta:g}"
-        data = f"-{short_name(self.dataset)}{self.model.image_size}" if is_image_set(self.dataset) else ""
-        return f"{self.model.kind}-{self.model.arch}{data}-{variant}"
+        return "-".join(filter(None, [self.model.kind, self.model.arch, run_tag(self.dataset), variant]))
 
     def __post_init__(self):
         if is_image_set(self.dataset):  # the nets follow the data's shape; colour is not binarised

@@ -41,9 +41,9 @@ def is_image_set(name: str) -> bool:
     return name in IMAGE_SETS or bool(FOLDER.match(name) or FACES.match(name))
 
 
-def short_name(name: str) -> str:
-    """The set's kind for run names: 'faces', 'folder', 'cifar10', 'celeba'."""
-    return name.split(":")[0].split("@")[0]
+def run_tag(name: str) -> str:
+    """A colour set's part of run names, its kind and size ('faces32', 'folder64', 'cifar1032'); '' otherwise."""
+    return f"{name.split(':')[0].split('@')[0]}{image_shape(name)[1]}" if is_image_set(name) else ""
 
 
 def image_shape(name: str) -> tuple[int, int, int]:

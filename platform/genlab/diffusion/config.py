@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from genlab.data.images import image_shape, is_image_set, short_name
+from genlab.data.images import image_shape, is_image_set, run_tag
 from genlab.diffusion.samplers import SamplerConfig
 from genlab.diffusion.schedule import ScheduleConfig
 from genlab.diffusion.unet import UNetConfig
@@ -59,8 +59,8 @@ class DiffusionConfig:
         return self.unet.num_classes > 0
 
     def run_name(self) -> str:
-        data = f"-{short_name(self.dataset)}{self.unet.image_size}" if is_image_set(self.dataset) else ""
-        return f"ddpm{data}-{self.schedule.kind}{'-cond' if self.conditional else ''}"
+        return "-".join(filter(None, ["ddpm", run_tag(self.dataset), self.schedule.kind,
+                                      "cond" if self.conditional else ""]))
 
     def __post_init__(self):
         if is_image_set(self.dataset):  # the U-Net follows the data's shape

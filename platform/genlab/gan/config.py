@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from genlab.data.images import image_shape, is_image_set, short_name
+from genlab.data.images import image_shape, is_image_set, run_tag
 from genlab.gan.models import GANConfig
 
 
@@ -48,8 +48,7 @@ class GANTrainConfig:
     def run_name(self) -> str:
         tags = ["cond" if self.model.num_classes else "", "sn" if self.model.spectral_norm else "",
                 "ema" if self.ema_decay else "", "ls" if self.label_smoothing else ""]
-        if self.dataset not in ("mnist", "fashion_mnist"):
-            tags.insert(0, f"{short_name(self.dataset)}{self.model.image_size}")
+        tags.insert(0, run_tag(self.dataset))
         return "-".join(["dcgan", *filter(None, tags)])
 
     def __post_init__(self):
