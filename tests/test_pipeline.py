@@ -18,7 +18,7 @@ from genlab.pipeline.pipeline import MAX_IMAGES, MAX_PROMPT_CHARS, check_prompts
 from genlab.pipeline.prior import noised_image_embedding
 from genlab.pipeline.prompts import balanced_prompts, digit_prompts
 from genlab.data.captions import DIGITS, SYNONYMS
-from pipeline_helpers import CLIP, random_clip_weights, tiny_pipeline, tiny_vae_checkpoint
+from tests.pipeline_helpers import CLIP, random_clip_weights, tiny_pipeline, tiny_vae_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""Real Ray: a 2-worker TorchTrainer run (the 64 px DCGAN on colour faces) that checkpoints and resumes, and `ray job submit` to a local head (the
+"""Real Ray: 2-worker TorchTrainer runs on colour sets (the 64 px DCGAN, the U-Net and the VAE at 32 px) that
+checkpoint and resume, and `ray job submit` to a local head (the
 GAN, DDPM and CLIP jobs' smoke runs, the comparison job over the GAN and DDPM runs, and the index job over the
 CLIP run, then the search app's Serve config deployed with `serve deploy`; jobs/rl.py runs on an embedded Ray in
 test_jobs.py)."""
@@ -35,42 +36,73 @@ pytestmark = pytest.mark.ray
 def local_ray():  # function scope: each test gets its own
     from genlab.distributed.env import init_ray
 
-    ray = init_ray(num_cpus=2, object_store_memory=256 * 2**20)
+    # 4 logical CPUs on 2 cores: two 2-worker runs of one thread per worker train at the same time
+    ray = init_ray(num_cpus=4, object_store_memory=256 * 2**20)
     yield ray
     ray.shutdown()
 
 
-def test_two_workers_train_the_64px_dcgan_on_faces_and_resume_exactly(local_ray, tmp_path):
-    """The DCGAN paper's 64x64 networks on the offline colour faces, 2 workers each reading its share of the
-    shards (the 'auto' backend's choice for this set; Ray Data's streaming split hands blocks to whichever worker
-    asks first, so only this one replays exactly): G and D are separate DDP modules with BatchNorm (D runs twice per step before one backward), every
-    rank ends each epoch with rank 0's parameters and statistics and draws its own noise, and a run stopped
-    after its first epoch and resumed ends bit-identical to an uninterrupted one, grids written."""
+def gan_on_faces():
     from genlab.gan import GANTrainConfig
 
     cfg = GANTrainConfig(dataset="faces", epochs=2, batch_size=16, max_steps_per_epoch=2, log_every=1,
                          ema_decay=0.9, fld_samples=0, progress=False)
     assert (cfg.model.arch, cfg.model.image_size, cfg.model.image_channels) == ("dcgan", 64, 3)
-    two = RayConfig(num_workers=2, data_backend="local")
-    straight = make_run_dir("gan-straight", 0, root=tmp_path)
-    metrics = fit("genlab.gan.train:train", cfg, straight, two, "faces")
-    assert metrics["step"] == 4 and "train/d_real" in metrics
-    resumed = make_run_dir("gan-resumed", 0, root=tmp_path)
-    stopped = fit("genlab.gan.train:train", cfg, resumed, dataclasses.replace(two, stop_after_s=1e-9), "faces")
+    return "genlab.gan.train:train", cfg, ("train/loss_d", [1, 2, 3, 4]), ["epochs/samples_epoch001.png", "epochs/samples_epoch002.png"]
+
+
+def ddpm_on_faces32():
+    from genlab.diffusion import DiffusionConfig, SamplerConfig, ScheduleConfig, UNetConfig
+
+    cfg = DiffusionConfig(unet=UNetConfig(channels=8, channel_mults=(1, 2), attention_levels=(1,)),
+                          schedule=ScheduleConfig(timesteps=50), dataset="faces@32", epochs=2, batch_size=16,
+                          max_steps_per_epoch=2, eval_images=32, ema_decay=0.9, warmup_steps=2, grid_steps=2,
+                          sampler=SamplerConfig(steps=4), fld_samples=0, progress=False)
+    assert (cfg.unet.in_channels, cfg.unet.image_size) == (3, 32)
+    return "genlab.diffusion.train:train", cfg, ("train/loss", [2, 4]), ["epochs/samples_epoch001.png", "epochs/samples_epoch002.png"]
+
+
+def vae_on_faces32():
+    from genlab.autoencoders import ModelConfig, TrainConfig
+
+    cfg = TrainConfig(model=ModelConfig(kind="vae", arch="conv", channels=(8, 16), conv_fc=32, latent_dim=4),
+                      dataset="faces@32", epochs=2, batch_size=16, max_steps_per_epoch=2, eval_images=32, iw_k=0,
+                      progress=False)
+    assert cfg.model.image_shape == (3, 32, 32) and not cfg.binarize
+    return "genlab.autoencoders.train:train", cfg, ("train/loss", [2, 4]), ["prior_samples.png", "reconstructions.png"]
+
+
+@pytest.mark.parametrize("family", [gan_on_faces, ddpm_on_faces32, vae_on_faces32], ids=lambda f: f.__name__)
+def test_two_workers_train_a_colour_set_and_resume_exactly(local_ray, tmp_path, family):
+    """The jobs' colour paths under Ray Train with 2 workers, each reading its share of the shards (the 'auto'
+    backend's choice for these sets; Ray Data's streaming split hands blocks to whichever worker asks first, so
+    only this one replays exactly): the DCGAN paper's 64x64 networks on the offline faces (G and D separate DDP
+    modules with BatchNorm, D run twice per step before one backward), the U-Net and the conv VAE on the faces at
+    32x32. Every rank ends each epoch with rank 0's parameters and statistics and draws its own noise; a run
+    stopped after its first epoch and resumed ends bit-identical to an uninterrupted one; grids written."""
+    loop, cfg, (loss_key, logged_at), grids = family()  # the GAN logs every step, the others each epoch
+    dataset = cfg.dataset
+    two = RayConfig(num_workers=2, cpus_per_worker=1, data_backend="local")
+    straight = make_run_dir("straight", 0, root=tmp_path)
+    resumed = make_run_dir("resumed", 0, root=tmp_path)
+    with ThreadPoolExecutor(2) as pool:  # the uninterrupted run and the stopped one side by side
+        full = pool.submit(fit, loop, cfg, straight, two, dataset)
+        stopped = fit(loop, cfg, resumed, dataclasses.replace(two, stop_after_s=1e-9), dataset)
+        assert full.result()["step"] == 4
     assert stopped["step"] == 2 and load_train_state(find_latest_checkpoint(resumed))["step"] == 2
-    fit("genlab.gan.train:train", cfg, resumed, two, "faces")  # same run name and storage: Ray Train resumes
+    fit(loop, cfg, resumed, two, dataset)  # same run name and storage: Ray Train resumes
     for run in (straight, resumed):
         records = read_metrics(run / "metrics.jsonl")
-        assert [r["step"] for r in records if "train/loss_d" in r] == [1, 2, 3, 4]  # nothing lost or repeated
+        assert [r["step"] for r in records if loss_key in r] == logged_at  # nothing lost or repeated
         epochs = [r for r in records if "epoch" in r]
         assert [r["step"] for r in epochs] == [2, 4]
         assert all(r["dist/replicas_in_sync"] == 1.0 and r["dist/rng_streams"] == 2 for r in epochs), epochs
-        grids = sorted(p.name for p in (run / "epochs").glob("*.png"))
-        assert grids == ["samples_epoch001.png", "samples_epoch002.png"]
-        assert (find_latest_checkpoint(run) / "ema.safetensors").exists()
+        assert all((run / g).exists() for g in grids), sorted(p.name for p in run.rglob("*.png"))
     a = load_model(find_latest_checkpoint(straight)).state_dict()
     b = load_model(find_latest_checkpoint(resumed)).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the resumed run differs"
+    if "gan" in loop:
+        assert (find_latest_checkpoint(straight) / "ema.safetensors").exists()
 
 
 @contextlib.contextmanager

@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 
 from genlab.serve.media import RequestError, decode_upload, images_under, resolve_folder
-from pipeline_helpers import tiny_pipeline
-from serve_helpers import build_caption_index, free_port, train_tiny_clip
+from tests.pipeline_helpers import tiny_pipeline
+from tests.serve_helpers import build_caption_index, free_port, train_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("GENLAB_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))

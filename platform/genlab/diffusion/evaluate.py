@@ -30,11 +30,12 @@ def balanced_labels(n: int, num_classes: int = 10) -> torch.Tensor:
 
 def evaluate_samples(model, schedule: NoiseSchedule, sampler: SamplerConfig, n: int, dataset: str = "mnist",
                      quick: bool = False, device="cpu", seed: int = 0, progress: bool = False,
-                     conditional_guidance: float | None = None) -> dict:
-    """Unconditional samples -> quality + samples/s. For a class-conditional model also class-balanced guided
-    samples (scale `conditional_guidance`, default the sampler's) -> agreement with the requested class."""
+                     conditional_guidance: float | None = None, inception: bool = False) -> dict:
+    """Unconditional samples -> quality + samples/s (`inception`: and FID on Inception-v3 features). For a
+    class-conditional model also class-balanced guided samples (scale `conditional_guidance`, default the
+    sampler's) -> agreement with the requested class."""
     out = score_sampler(lambda: sample(model, schedule, n, sampler, seed=seed, device=device, progress=progress)[0],
-                        dataset, quick)
+                        dataset, quick, inception=inception)
     out.pop("images")
     out["sampler"] = f"{sampler.kind}-{schedule.T if sampler.kind == 'ddpm' else sampler.steps}"
     if getattr(model, "cfg", None) is not None and model.cfg.num_classes:

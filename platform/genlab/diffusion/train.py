@@ -106,7 +106,8 @@ def final_evaluation(cfg: DiffusionConfig, model, schedule: NoiseSchedule, test,
     out = {}
     if cfg.fld_samples:
         res = evaluate_samples(model, schedule, cfg.sampler, cfg.fld_samples, dataset=cfg.dataset,
-                               quick=cfg.fld_quick, device=rt.device, seed=cfg.seed, progress=cfg.progress)
+                               quick=cfg.fld_quick, device=rt.device, seed=cfg.seed, progress=cfg.progress,
+                               inception=cfg.inception_fid)
         out |= {f"eval/{k}": v for k, v in res.items()}
     if cfg.figures:
         from genlab.diffusion.figures import write_figures

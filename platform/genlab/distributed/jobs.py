@@ -20,6 +20,13 @@ def setup_logging() -> None:
 def run_training_job(job: str, loop: str, config, ray_cfg: RayConfig, dataset: str) -> tuple[Path, dict]:
     """Train `config` with `loop` in a fresh (or resumed) run directory; returns (run_dir, final metrics)."""
     configure_ray_env()
+    if getattr(config, "inception_fid", False) and getattr(config, "fld_samples", 0):
+        from genlab.eval.fid import InceptionWeightsUnavailable, inception_weights
+
+        try:  # before any training: a missing download fails now, with the command that gets it
+            inception_weights()
+        except InceptionWeightsUnavailable as e:
+            raise SystemExit(str(e)) from None
     if ray_cfg.resume:
         run_dir = Path(ray_cfg.resume).resolve()
         if not run_dir.is_dir():

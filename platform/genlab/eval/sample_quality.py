@@ -41,11 +41,12 @@ def precision_recall(real_feats: torch.Tensor, fake_feats: torch.Tensor, k: int 
 
 
 def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = False,
-                   requested: torch.Tensor | None = None, pr_k: int = 3) -> dict:
+                   requested: torch.Tensor | None = None, pr_k: int = 3, inception: bool = False) -> dict:
     """All metrics of `samples` (float (N, C, H, W) in [0, 1] or uint8) against the test set.
 
     Precision/recall compare with as many test images as there are samples (at most the 10k test set). For a
-    colour set the classifier is the offline stand-in for FID's (genlab.eval.fld)."""
+    colour set the classifier is the offline stand-in for FID's (genlab.eval.fld); `inception`: also FID on
+    Inception-v3 features against as many test images (`fid_inception`; needs the weights, genlab.eval.fid)."""
     classifier, _ = reference_classifier(dataset, quick=quick)
     k = classifier.num_classes
     real, fake = reference_test_features(dataset, quick=quick), features(classifier, samples)
@@ -57,15 +58,20 @@ def sample_quality(samples: torch.Tensor, dataset: str = "mnist", quick: bool = 
            "class_histogram": torch.bincount(predicted, minlength=k).tolist()}
     if requested is not None:
         out["class_agreement"] = float((predicted == requested.cpu()).double().mean())
+    if inception:
+        from genlab.data.mnist import load_dataset
+        from genlab.eval.fid import inception_fid
+
+        out["fid_inception"] = inception_fid(load_dataset(dataset, "test")[0][:len(samples)], samples)
     return out
 
 
 def score_sampler(sample: Callable[[], torch.Tensor], dataset: str = "mnist", quick: bool = False,
-                  requested: torch.Tensor | None = None) -> dict:
+                  requested: torch.Tensor | None = None, inception: bool = False) -> dict:
     """Time `sample()` (-> images in [0, 1]) and score what it returns: `sample_quality` + samples/s. The one
     sampling-and-scoring path of training evaluation, benchmarks and the comparison."""
     t0 = time.perf_counter()
     images = sample()
     seconds = time.perf_counter() - t0
-    return sample_quality(images, dataset, quick, requested=requested) | {
+    return sample_quality(images, dataset, quick, requested=requested, inception=inception) | {
         "samples_per_s": len(images) / seconds, "sampling_s": seconds, "images": images}

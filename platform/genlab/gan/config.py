@@ -38,6 +38,10 @@ class GANTrainConfig:
     """Samples scored at the end (FLD, precision/recall, class entropy); 0 skips it."""
     fld_quick: bool = False
     """Use the quick FLD classifier (smoke runs) instead of the reference one."""
+    inception_fid: bool = False
+    """Also score the samples with FID on Inception-v3 features (the number papers report for CIFAR-10 and
+    CelebA; `eval/fid_inception`). Needs torch-fidelity's weights, fetched once with `python -m genlab.eval.fid
+    --download`; checked before training starts."""
     seed: int = 0
     """Seed of weights, data order and noise."""
     figures: bool = True

@@ -96,7 +96,8 @@ def final_evaluation(cfg: GANTrainConfig, gan: GAN, rt: Runtime) -> dict:
 
     out = {}
     if cfg.fld_samples:
-        res = evaluate_generator(gan, cfg.fld_samples, dataset=cfg.dataset, quick=cfg.fld_quick, seed=cfg.seed)
+        res = evaluate_generator(gan, cfg.fld_samples, dataset=cfg.dataset, quick=cfg.fld_quick, seed=cfg.seed,
+                                 inception=cfg.inception_fid)
         out |= {f"eval/{k}": v for k, v in res.items()}
     if cfg.figures:
         from genlab.gan.figures import write_figures
