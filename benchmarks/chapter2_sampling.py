@@ -14,6 +14,9 @@ compare:    jobs/compare.py on the VAE, DCGAN and DDPM runs (N=10k each); its ta
             into benchmarks/results/.
 throughput: fp32 GEMM FLOP/s of this machine, then DDPM and DCGAN training steps (FLOPs counted by torch's
             FlopCounterMode) as a fraction of it, all in one process.
+table:      FLD ratio vs number of steps (--steps, default 10 20 50 100) per sampler (--table-samplers) and
+            DDPM-1000, one model, one seed: N = --n per row, --bar-n for the 50-step rows (where the bars are
+            decided). Resumable: each row is written to the JSON as it finishes and kept for the same checkpoint.
 Each part writes benchmarks/results/<part>.json.
 """
 
@@ -84,6 +87,37 @@ def part_samplers_merge() -> None:
     _save("ddpm_samplers", {"checkpoint": parts[0]["checkpoint"], "n": n, "shards": len(parts),
                             "threads_per_shard": parts[0]["threads"], "samplers": rows, "speedup": speedup,
                             "fld_rel_diff": fld_rel})
+
+
+TABLE_SAMPLERS = {  # name -> sampler (steps set per row)
+    "ddim": SamplerConfig("ddim"), "ddim-trailing": SamplerConfig("ddim", spacing="trailing"),
+    "ddim-eta1": SamplerConfig("ddim", eta=1.0), "dpm++2m": SamplerConfig("dpm++2m"),
+    "dpm++2m-trailing": SamplerConfig("dpm++2m", spacing="trailing"),
+}
+
+
+def part_table(run: str, n: int, bar_n: int, steps: list[int], samplers: list[str]) -> None:
+    """FLD ratio per (sampler, steps) on one model and one seed, DDPM-1000 last; rows kept across restarts."""
+    import dataclasses
+
+    model, schedule, ckpt = load_for_sampling(run)
+    path = RESULTS / "ddpm_sampler_table.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    rows = saved.get("rows", {}) if saved.get("checkpoint") == str(ckpt) else {}
+    plan = [(f"{name}-{k}", dataclasses.replace(TABLE_SAMPLERS[name], steps=k), bar_n if k == 50 else n)
+            for name in samplers for k in steps] + [("ddpm-1000", SamplerConfig("ddpm"), n)]
+    for key, sampler, size in plan:
+        if key in rows and rows[key]["n"] >= size:
+            continue
+        images, seconds = _timed_sample(model, schedule, size, sampler, seed=0)
+        q = sample_quality(images)
+        rows[key] = {"n": size, "seconds": seconds, "threads": torch.get_num_threads(),
+                     **{k: q[k] for k in ("fld", "fld_ratio", "precision", "recall", "class_entropy_frac")}}
+        _save("ddpm_sampler_table", {"checkpoint": str(ckpt), "rows": rows})
+    best = min((r["fld"], k) for k, r in rows.items() if k.endswith("-50"))
+    ddpm = rows["ddpm-1000"]["fld"]
+    _save("ddpm_sampler_table", {"checkpoint": str(ckpt), "rows": rows, "best_50": best[1],
+                                 "best_50_fld_rel_to_ddpm1000": (best[0] - ddpm) / ddpm})
 
 
 def part_timing(run: str, n: int) -> None:
@@ -204,7 +238,7 @@ def part_throughput(reps: int) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", required=True, choices=["samplers", "samplers_merge", "timing", "guidance", "dcgan", "throughput",
-                                                          "compare"])
+                                                          "compare", "table"])
     parser.add_argument("--shard", type=int, default=0, help="samplers: this process's shard (seed)")
     parser.add_argument("--shards", type=int, default=1, help="samplers: processes sharing the N samples")
     parser.add_argument("--vae", default="", help="VAE run directory (compare)")
@@ -214,11 +248,15 @@ def main(argv=None) -> int:
     parser.add_argument("--gan-n", type=int, default=10_000, help="samples per model (dcgan, compare)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0], help="guidance scales")
     parser.add_argument("--reps", type=int, default=10, help="timed training steps per model (throughput)")
+    parser.add_argument("--bar-n", type=int, default=10_000, help="table: samples of the 50-step rows")
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 100], help="table: sampler steps")
+    parser.add_argument("--table-samplers", nargs="+", default=["ddim", "ddim-trailing", "dpm++2m"],
+                        choices=sorted(TABLE_SAMPLERS), help="table: samplers (each at every --steps)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for part in args.only:
-        if part in ("samplers", "guidance") and not args.ddpm:
+        if part in ("samplers", "guidance", "table") and not args.ddpm:
             parser.error(f"--only {part} needs --ddpm RUN_DIR")
         if part == "dcgan" and not args.gan:
             parser.error("--only dcgan needs --gan RUN_DIR")
@@ -236,6 +274,8 @@ def main(argv=None) -> int:
         part_samplers_merge()
     if "compare" in args.only:
         part_compare(args.vae, args.gan, args.ddpm, args.gan_n)
+    if "table" in args.only:
+        part_table(args.ddpm, args.n, args.bar_n, args.steps, args.table_samplers)
     return 0
 
 
