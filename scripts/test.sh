@@ -3,4 +3,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 export GENLAB_SMOKE=1
-exec .venv/bin/python -m pytest -n 2 --dist loadgroup --nbmake notebooks tests "$@"
+exec .venv/bin/python -m pytest --nbmake notebooks tests "$@"

@@ -32,12 +32,7 @@ def run_root(tmp_path):
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if "ray" not in item.keywords:
-            continue
-        if os.environ.get("GENLAB_SKIP_RAY"):
-            item.add_marker(pytest.mark.skip(reason="GENLAB_SKIP_RAY is set"))
-        # under pytest-xdist (`-n 2 --dist loadgroup`, scripts/test.sh): every test that starts Ray runs in one
-        # worker, one after the other (their fixtures start Ray and jobs two at a time already); the unit tests
-        # and the notebooks fill the other worker meanwhile, in the CPU time Ray's start-ups leave idle
-        item.add_marker(pytest.mark.xdist_group("ray"))
+    if os.environ.get("GENLAB_SKIP_RAY"):
+        for item in items:
+            if "ray" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason="GENLAB_SKIP_RAY is set"))
