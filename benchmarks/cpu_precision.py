@@ -1,6 +1,7 @@
 """Training-step time on this CPU by precision and memory format, all in one process (run on an idle machine).
 
     python benchmarks/cpu_precision.py            # -> benchmarks/results/cpu_precision.json
+    python benchmarks/cpu_precision.py --compile  # also the U-Net under torch.compile (about a minute each)
 
 For each model (the issue's conv block 64->128->128 at 14x14 batch 128, the DDPM U-Net batch 128, the DCGAN batch
 64, the conv autoencoder batch 128): forward + backward + Adam step in fp32, fp32 channels-last, bf16 autocast and
@@ -55,12 +56,12 @@ def conv_block_step(cl: bool):
     return _make(net, lambda m, x: m(x).square().mean(), x, cl)
 
 
-def unet_step(cl: bool):
+def unet_step(cl: bool, compiled: bool = False):
     cfg = DiffusionConfig()
     unet, schedule = UNet(cfg.unet), NoiseSchedule(cfg.schedule)
     x = torch.rand(128, 1, 28, 28) * 2 - 1
     y = torch.randint(0, 10, (128,)) if cfg.unet.num_classes else None
-    return _make(unet, lambda m, x: diffusion_loss(m, schedule, x, y), x, cl)
+    return _make(unet, lambda m, x: diffusion_loss(m, schedule, x, y), x, cl, compiled)
 
 
 def ae_step(cl: bool):
@@ -69,15 +70,16 @@ def ae_step(cl: bool):
     return _make(ae, lambda m, x: (torch.sigmoid(m(x)[0]) - x).square().mean(), x, cl)
 
 
-def _make(model: nn.Module, loss_fn, x: torch.Tensor, cl: bool):
+def _make(model: nn.Module, loss_fn, x: torch.Tensor, cl: bool, compiled: bool = False):
     fmt = torch.channels_last if cl else torch.contiguous_format
     model = model.to(memory_format=fmt)
     x = x.contiguous(memory_format=fmt) if x.dim() == 4 else x
     opt = torch.optim.Adam(model.parameters())
+    forward = torch.compile(model) if compiled else model  # inductor's CPU kernels (the warm-up compiles)
 
     def step(autocast):
         with autocast():
-            loss = loss_fn(model, x)
+            loss = loss_fn(forward, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also the U-Net step under torch.compile")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -134,6 +137,12 @@ def main(argv=None) -> int:
         row |= {f"speedup_{m}": row["fp32"] / row[m] for m in MODES if m != "fp32"}
         out["steps_s"][name] = row
         print(name, {k: round(v, 4) for k, v in row.items()}, flush=True)
+    if args.compile:
+        row = out["steps_s"]["ddpm unet b128"]
+        for mode, bf16 in (("fp32_compiled", False), ("bf16_compiled", True)):
+            row[mode] = time_step(unet_step(False, compiled=True), bf16, args.reps)
+            row[f"speedup_{mode}"] = row["fp32"] / row[mode]
+        print("ddpm unet b128 compiled", {k: round(v, 4) for k, v in row.items() if "compiled" in k}, flush=True)
     out |= {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "reps": args.reps}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cpu_precision.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -373,18 +373,25 @@ def render_notes(text: str) -> str:
 
 
 def precision_rows() -> list[str]:
-    r = load("cpu_precision")
-    if r is None:
-        return []
-    c = r["cpu"]
-    rows = [f"CPU: {c['model']}, capability {c['capability']}, AVX-512 {c['avx512']}, AVX-512 BF16 "
-            f"{c['avx512_bf16']}, AMX {c['amx_tile']}, {c['threads']} threads. GEMM 2048^2: fp32 "
-            f"{r['gemm_fp32_flops_per_s'] / 1e9:.0f} GFLOP/s, bf16 {r['gemm_bf16_flops_per_s'] / 1e9:.2f} GFLOP/s. "
-            f"`{r['command']}` ({r['date']}).", "",
-            "| training step | fp32 s | fp32 channels-last | bf16 autocast | bf16 + channels-last |", "|---|---|---|---|---|"]
-    for name, v in r["steps_s"].items():
-        rows.append(f"| {name} | {v['fp32']:.3f} | {v['fp32_cl']:.3f} ({v['speedup_fp32_cl']:.2f}x) | "
-                    f"{v['bf16']:.3f} ({v['speedup_bf16']:.2f}x) | {v['bf16_cl']:.3f} ({v['speedup_bf16_cl']:.2f}x) |")
+    rows = []
+    for name in ("cpu_precision", "cpu_precision_avx2"):  # this session's machine, then an earlier one without bf16
+        r = load(name)
+        if r is None:
+            continue
+        c = r["cpu"]
+        rows += [f"CPU: {c['model']}, capability {c['capability']}, AVX-512 {c['avx512']}, AVX-512 BF16 "
+                 f"{c['avx512_bf16']}, AMX {c['amx_tile']}, {c['threads']} threads. GEMM 2048^2: fp32 "
+                 f"{r['gemm_fp32_flops_per_s'] / 1e9:.0f} GFLOP/s, bf16 {r['gemm_bf16_flops_per_s'] / 1e9:.2f} "
+                 f"GFLOP/s. `{r['command']}` ({r['date']}).", "",
+                 "| training step | fp32 s | fp32 channels-last | bf16 autocast | bf16 + channels-last |",
+                 "|---|---|---|---|---|"]
+        for step, v in r["steps_s"].items():
+            rows.append(f"| {step} | {v['fp32']:.3f} | {v['fp32_cl']:.3f} ({v['speedup_fp32_cl']:.2f}x) | "
+                        f"{v['bf16']:.3f} ({v['speedup_bf16']:.2f}x) | {v['bf16_cl']:.3f} ({v['speedup_bf16_cl']:.2f}x) |")
+            if "bf16_compiled" in v:
+                rows.append(f"| {step}, torch.compile | {v['fp32_compiled']:.3f} ({v['speedup_fp32_compiled']:.2f}x) "
+                            f"| | {v['bf16_compiled']:.3f} ({v['speedup_bf16_compiled']:.2f}x) | |")
+        rows.append("")
     return rows
 
 
