@@ -103,6 +103,18 @@ def chapter2_rows() -> list[str]:
         rows.append(f"| DDIM-50 vs DDPM-1000: FLD within 10% | <= 10% | {100 * smp['fld_rel_diff']:.1f}% "
                     f"(DDIM {a['fld']:.2f}, DDPM {b['fld']:.2f}) | {verdict(smp['fld_rel_diff'] <= 0.10)} | "
                     f"{smp['n']} each | same |")
+    tab = load("ddpm_sampler_table")
+    fifty = {k: r for k, r in (tab["rows"].items() if tab else []) if k.endswith("-50")}
+    if fifty:
+        key, best = min(fifty.items(), key=lambda kv: kv[1]["fld_ratio"])
+        rows.append(f"| unconditional DDPM (its own U-Net), best 50-step sampler: FLD / floor | <= 8 | "
+                    f"{best['fld_ratio']:.2f} ({key}, FLD {best['fld']:.2f}) | {verdict(best['fld_ratio'] <= 8)} | "
+                    f"{best['n']} | `{tab['command']}` |")
+    if tab and "best_50_fld_rel_to_ddpm1000" in tab:
+        rel, b = tab["best_50_fld_rel_to_ddpm1000"], tab["rows"][tab["best_50"]]
+        rows.append(f"| unconditional DDPM: best 50-step sampler vs DDPM-1000, FLD within 10% (N {tab['n']} each) | "
+                    f"<= 10% | {100 * rel:+.1f}% ({tab['best_50']} {b.get('fld_first_n', b['fld']):.2f}, DDPM-1000 "
+                    f"{tab['rows']['ddpm-1000']['fld']:.2f}) | {verdict(rel <= 0.10)} | {tab['n']} | same |")
     gd = load("ddpm_guidance")
     for w, g in (gd["scales"].items() if gd else []):
         guided = float(w) != 1.0  # scale 1 is the plain conditional model: reported next to the bar
@@ -123,6 +135,27 @@ def chapter2_rows() -> list[str]:
                         f"{r.get('epochs_wall_s', r['wall_s']) / 60:.0f} min of epochs{' (resumed)' if r.get('resumed') else ''} | | | "
                         f"`{r['command']}` |")
     return rows
+
+
+def sampler_table_rows() -> list[str]:
+    """FLD / floor per sampler and number of steps on the unconditional DDPM (chapter2_sampling.py --only table)."""
+    r = load("ddpm_sampler_table")
+    if r is None:
+        return []
+    table = r["rows"]
+    steps = sorted({int(k.rsplit("-", 1)[1]) for k in table if k != "ddpm-1000"})
+    samplers = list(dict.fromkeys(k.rsplit("-", 1)[0] for k in table if k != "ddpm-1000"))
+    out = ["### Unconditional DDPM: FLD ratio by sampler and number of steps", "",
+           f"Checkpoint `{r['checkpoint']}`, one seed set, `{r['command']}` ({r['date']}). FLD / floor (N samples "
+           "vs the 10k test images; an FLD at N = 2,000 is biased upwards against one at 10,000).", "",
+           "| sampler | " + " | ".join(f"{k} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
+    for name in samplers:
+        cells = [table.get(f"{name}-{k}") for k in steps]
+        out.append(f"| {name} | " + " | ".join(f"{c['fld_ratio']:.2f} (N {c['n']})" if c else "" for c in cells) + " |")
+    if "ddpm-1000" in table:
+        d = table["ddpm-1000"]
+        out.append(f"| ddpm (ancestral, 1000 steps) | {d['fld_ratio']:.2f} (N {d['n']}) |" + " |" * (len(steps) - 1))
+    return out + [""]
 
 
 def compare_table() -> list[str]:
@@ -416,7 +449,7 @@ def faces_rows() -> list[str]:
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
-                                                  "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision",
+                                                  "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision", "ddpm_sampler_table",
                                                   "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate",
@@ -430,6 +463,7 @@ def main() -> int:
         "## Chapters 5.1-5.2: quality bars", "", *quality_rows(), "",
         "## Ray Train overhead and data-wait fraction", "", *overhead_rows(), "",
         "## Chapters 5.3-5.4: GAN and diffusion bars", "", *chapter2_rows(), "",
+        *sampler_table_rows(),
         "## VAE vs GAN vs diffusion", "", *compare_table(), "",
         "## Chapter 5.5: reinforcement learning", "", *chapter3_rows(), "",
         "## Chapter 5.6: meta-learning", "", *chapter4_rows(), "",
