@@ -67,3 +67,16 @@ def test_fid_statistics_on_the_inception_network(random_weights):
     assert abs(fid.inception_fid(grey, rgb, weights=random_weights)) < 1e-3
     assert fid.inception_fid(rgb, (rgb + 0.3 * torch.rand(rgb.shape, generator=gen)).clamp(0, 1),
                              weights=random_weights) > 1e-3
+
+
+def test_sample_quality_adds_fid_inception_from_the_hub_cache(hub, random_weights):
+    """The jobs' path (`--train.inception-fid`): the weights found in torch's hub cache, the samples scored against
+    as many test images."""
+    from genlab.eval.sample_quality import sample_quality
+
+    (hub / "checkpoints").mkdir(parents=True)
+    random_weights.rename(hub / "checkpoints" / fid.WEIGHTS_FILE)
+    samples = torch.rand(8, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    out = sample_quality(samples, "mnist", quick=True, inception=True)
+    assert out["fid_inception"] > 0 and "fld" in out
+    assert "fid_inception" not in sample_quality(samples, "mnist", quick=True)
