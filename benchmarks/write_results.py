@@ -128,7 +128,7 @@ def chapter2_rows() -> list[str]:
                     f"GFLOP/s, {tp['threads']} threads) | aim >= 30% | {100 * t['fraction_of_gemm']:.1f}% "
                     f"({t['flops_per_step'] / 1e9:.1f} GFLOP/step, {t['step_s']:.3f} s/step) | "
                     f"{verdict(t['fraction_of_gemm'] >= 0.30)} | | `{tp['command']}` |")
-    for name in ("train_ddpm", "train_dcgan"):
+    for name in ("train_ddpm", "train_ddpm_uncond", "train_dcgan"):
         r = load(name)
         if r:
             rows.append(f"| training run `{name.removeprefix('train_')}` | (reported) | {r['config']['epochs']} epochs, "
