@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from genlab.eval.reconstruction import to_float
+
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{WEIGHTS_FILE}"
 
@@ -54,8 +56,7 @@ def inception_weights(download: bool = True) -> Path:
 
 def _rgb(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W) / (N, C, H, W) or float in [0, 1] -> float (N, 3, H, W) in [0, 1]; grey repeated."""
-    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    x = x.unsqueeze(1) if x.dim() == 3 else x
+    x = to_float(images)
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
