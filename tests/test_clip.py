@@ -16,7 +16,7 @@ from genlab.data import captions as C
 from genlab.data.shards import decode_batch, read_shards
 from genlab.eval.retrieval import _matches, attribute_exact, recall_at_k
 from genlab.multimodal.index import EmbeddingIndex
-from genlab.multimodal.models import CONFIG_DIR, OUR_MODELS, create_clip, prepare_images
+from genlab.multimodal.models import CONFIG_DIR, OUR_MODELS, create_clip, encode_text_trimmed, prepare_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,6 +96,24 @@ def test_prepare_images_matches_open_clips_own_transform():
     assert prepare_images(torch.zeros(1, 28, 28, dtype=torch.uint8), model).shape == (1, 3, 32, 32)
     with pytest.raises(TypeError, match="uint8"):
         prepare_images(torch.zeros(1, 3, 32, 32), model)
+
+
+@pytest.mark.parametrize("name", OUR_MODELS)
+def test_trimmed_text_encoding_equals_open_clips_encode_text(name):
+    """The served query path cuts the padding after the batch's last end-of-text token; open_clip's own
+    encode_text on the full context is the reference, for short, mixed and context-filling captions."""
+    torch.manual_seed(0)
+    model, _, tokenizer = create_clip(name)
+    model.eval()
+    ctx = tokenizer.context_length
+    texts = [["a red 7"], ["a red 7", "a small blue sneaker in the top left next to a green two"],
+             [" ".join(["seven"] * (2 * ctx))]]  # truncated by the tokenizer: end-of-text at the last position
+    with torch.no_grad():
+        for batch in texts:
+            tokens = tokenizer(batch)
+            assert torch.allclose(encode_text_trimmed(model, tokens), model.encode_text(tokens, normalize=True),
+                                  atol=1e-5)
+    assert int(tokenizer(texts[-1]).argmax(dim=-1)) == ctx - 1
 
 
 def test_our_checkpoint_loads_in_plain_open_clip(tmp_path):

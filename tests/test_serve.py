@@ -23,7 +23,7 @@ from PIL import Image
 
 from genlab.serve.media import RequestError, decode_upload, images_under, resolve_folder
 from tests.pipeline_helpers import tiny_pipeline
-from tests.serve_helpers import build_caption_index, free_port, train_tiny_clip
+from tests.serve_helpers import MODEL, build_caption_index, free_port, train_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("GENLAB_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
@@ -98,6 +98,7 @@ def app(tmp_path_factory):
     from ray import serve
 
     from genlab.serve.run import ServeArgs, start_search
+    from genlab.serve.search_app import configure_serve_env
 
     work = tmp_path_factory.mktemp("serve")
     weights = train_tiny_clip(work / "clip")
@@ -107,6 +108,7 @@ def app(tmp_path_factory):
     (root / "shapes").mkdir(parents=True)
     for i, rgb in enumerate([(220, 20, 20), (20, 200, 20), (20, 20, 220), (230, 230, 20)]):
         (root / "shapes" / f"{i}.png").write_bytes(png(rgb, (48, 40)))
+    configure_serve_env()  # what the job sets before Ray starts (the app's processes read it)
     ray.init(address="local", num_cpus=2, object_store_memory=256 * 2**20, include_dashboard=False)
     port = free_port()
     url = start_search(ServeArgs(index_dir=str(work / "index"), allowed_root=str(root), port=port,
@@ -164,6 +166,14 @@ def test_text_search_returns_ranked_hits_with_thumbnails(app):
     assert "red" in colours(app, out["results"][0]["id"])  # the tiny model knows colours
     status, thumb = call(app["url"] + out["results"][0]["thumbnail"])
     assert status == 200 and Image.open(io.BytesIO(thumb)).size == (32, 32)
+    # the index replica embeds the query itself: the hits are those of the served weights' text tower + the index
+    from genlab.multimodal.index import EmbeddingIndex
+    from genlab.multimodal.models import create_clip, encode_texts
+
+    model, _, tokenizer = create_clip(MODEL, str(app["weights"]))
+    scores, ids = EmbeddingIndex.load(app["work"] / "index").search(encode_texts(model, tokenizer, ["a red seven"]), 5)
+    assert [h["id"] for h in out["results"]] == ids[0]
+    assert np.allclose(scores[0].numpy(), [h["score"] for h in out["results"]], atol=1e-4)
 
 
 @pytest.mark.ray

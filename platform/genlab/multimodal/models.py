@@ -15,6 +15,7 @@ from pathlib import Path
 import open_clip
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab.core.checkpoint import register_family
 
@@ -110,7 +111,8 @@ def prepare_float_images(x: torch.Tensor, model) -> torch.Tensor:
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor, batch_size: int = 512, device="cpu") -> torch.Tensor:
     """L2-normalised image embeddings (N, D) of uint8 images, in eval mode, on CPU."""
-    model.eval()
+    if model.training:  # eval() walks every module: ~0.5 ms, a sixth of a served query's model time
+        model.eval()
     out = [model.encode_image(prepare_images(images[s:s + batch_size].to(device), model), normalize=True).cpu()
            for s in range(0, len(images), batch_size)]
     return torch.cat(out) if out else torch.empty(0, model.text_projection.shape[1])
@@ -119,10 +121,30 @@ def encode_images(model, images: torch.Tensor, batch_size: int = 512, device="cp
 @torch.no_grad()
 def encode_texts(model, tokenizer, texts: list[str], batch_size: int = 512, device="cpu") -> torch.Tensor:
     """L2-normalised text embeddings (N, D)."""
-    model.eval()
-    out = [model.encode_text(tokenizer(texts[s:s + batch_size]).to(device), normalize=True).cpu()
+    if model.training:  # eval() walks every module: ~0.5 ms, a sixth of a served query's model time
+        model.eval()
+    out = [encode_text_trimmed(model, tokenizer(texts[s:s + batch_size]).to(device)).cpu()
            for s in range(0, len(texts), batch_size)]
     return torch.cat(out)
+
+
+def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
+    """`model.encode_text(tokens, normalize=True)`, computed on the tokens up to the batch's last end-of-text.
+
+    With a causal mask and end-of-text (argmax) pooling, the pooled token never attends to the padding after it,
+    so cutting the padding changes nothing (to float rounding) and saves most of the work: a search query is ~6
+    tokens of the context's 32 (0.77 vs 1.02 ms for one, 1.8 vs 3.1 ms for eight, one thread). Other text towers
+    (open_clip's CustomTextCLIP, bidirectional or other pooling) take the plain path."""
+    causal = getattr(model, "attn_mask", None) is not None and getattr(model, "text_pool_type", None) == "argmax"
+    if not causal or getattr(model, "text_projection", None) is None or isinstance(model.text_projection, nn.Linear):
+        return model.encode_text(tokens, normalize=True)
+    n = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :n]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:n].to(cast)
+    x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+    x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)] @ model.text_projection
+    return F.normalize(x, dim=-1)
 
 
 def resolve_weights(pretrained: str, model: str) -> tuple[str, str]:

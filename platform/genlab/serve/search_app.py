@@ -2,7 +2,13 @@
 the index (one replica, loaded from disk, reloaded when `user_config` changes), and a FastAPI ingress that
 serves the API, the thumbnails and the web page.
 
-    request -> SearchApi (FastAPI) -> TextEncoder / ImageEncoder -> IndexStore -> ids, scores, thumbnail URLs
+    text search:   request -> SearchApi (FastAPI) -> IndexStore (query tower + index) -> ids, scores, thumbnails
+    image search:  request -> SearchApi -> ImageEncoder -> SearchApi -> IndexStore -> ...
+    zero-shot, generation: SearchApi -> TextEncoder (and ImageEncoder, the pipeline's stages)
+
+A text search is the hot path: the index replica embeds the query with its own copy of the text tower (a few MB)
+and searches in the same batch, one handle hop instead of two (each hop costs ~2 ms and ~4 ms of CPU on these
+two cores: benchmarks/NOTES.md).
 
 Writes (indexing a folder) go to the one IndexStore replica, which saves the index before it answers: a replica
 that dies is replaced by one that loads everything acknowledged so far.
@@ -50,11 +56,16 @@ FAST_INGRESS_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_ENABLE_DIRECT_I
                     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0", "RAY_SERVE_LOG_TO_STDERR": "0"}
 
 
+# Always: user code and the handle router on each replica's main event loop (two of the throughput mode's
+# settings that open no port): no hand-off between threads per call, ~0.7 ms of a text search's ~15 ms here.
+SAME_LOOP_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
+
+
 def configure_serve_env(fast_ingress: bool = False) -> None:
-    """Call before Ray starts. `fast_ingress`: HAProxy instead of Serve's Python proxy (see ServeArgs)."""
-    if fast_ingress:
-        for key, value in FAST_INGRESS_ENV.items():
-            os.environ.setdefault(key, value)
+    """Call before Ray starts (its processes read these when they start). `fast_ingress`: HAProxy instead of
+    Serve's Python proxy (see ServeArgs)."""
+    for key, value in (SAME_LOOP_ENV | (FAST_INGRESS_ENV if fast_ingress else {})).items():
+        os.environ.setdefault(key, value)
 
 
 def repo_path(path: str | Path) -> Path:
@@ -123,8 +134,9 @@ class IndexStore:
     """The one copy of the index, loaded from `user_config["index_dir"]`. Async methods run one at a time on the
     replica's event loop, so a search never sees an index half-way through an add."""
 
-    def __init__(self, model: str, weights: str):
-        self.model, self.weights = model, weights
+    def __init__(self, model: str, weights: str, batching: bool = True):
+        self.model, self.weights, self.batching = model, weights, batching
+        self.clip, _, self.tokenizer = _load_clip(model, weights)  # the text tower embeds search queries here
         self.caption_sources: dict = {}
         self.dir, self.index = None, None  # set by reconfigure, which Serve calls right after __init__
 
@@ -149,17 +161,33 @@ class IndexStore:
         self.dir, self.index = directory, index
         log.info("index %s: %d images", directory, len(index))
 
+    def _top_k(self, queries, ks: list[int]) -> list[tuple[list[str], list[float]]]:
+        """One exact search for a batch of query embeddings (Q, D), each cut to its own k."""
+        scores, ids = self.index.search(queries, max(ks))
+        return [(row_ids[:k], row_scores[:k]) for k, row_ids, row_scores in zip(ks, ids, scores.tolist())]
+
+    def _text_top_k(self, requests: list[tuple[str, int]]) -> list[tuple[list[str], list[float]]]:
+        from genlab.multimodal.models import encode_texts
+
+        return self._top_k(encode_texts(self.clip, self.tokenizer, [t for t, _ in requests]), [k for _, k in requests])
+
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def _search(self, requests: list[tuple[np.ndarray, int]]) -> list[tuple[list[str], list[float]]]:
         import torch
 
-        queries = torch.from_numpy(np.stack([q for q, _ in requests]))
-        scores, ids = self.index.search(queries, max(k for _, k in requests))
-        return [(row_ids[:k], row_scores[:k]) for (_, k), row_ids, row_scores in
-                zip(requests, ids, scores.tolist())]
+        return self._top_k(torch.from_numpy(np.stack([q for q, _ in requests])), [k for _, k in requests])
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
+    async def _search_texts(self, requests: list[tuple[str, int]]) -> list[tuple[list[str], list[float]]]:
+        return self._text_top_k(requests)  # one forward pass of the text tower and one GEMM for the whole batch
 
     async def search(self, query: np.ndarray, k: int) -> tuple[list[str], list[float]]:
+        """Top-k for an embedding (an uploaded image's)."""
         return await self._search((query, k))
+
+    async def search_text(self, text: str, k: int) -> tuple[list[str], list[float]]:
+        """Top-k for a text query, embedded here (batched with concurrent queries unless batching is off)."""
+        return await self._search_texts((text, k)) if self.batching else self._text_top_k([(text, k)])[0]
 
     async def add(self, ids: list[str], embeddings: np.ndarray) -> dict:
         import torch
@@ -288,8 +316,8 @@ class SearchApi:
         t0 = time.perf_counter()
         if not q.strip():
             raise HTTPException(422, "the query is empty: type what the image should show, e.g. 'a red seven'")
-        vec = await self.text.encode.remote(q.strip())
-        return await self._results(q, vec, k, t0)
+        ids, scores = await self.index.search_text.remote(q.strip(), k)
+        return self._response(q, ids, scores, k, t0)
 
     @api.post("/api/search/image", response_model=SearchResponse)
     async def search_image(self, request: Request, file: Annotated[UploadFile, File(description="an image")],
@@ -375,7 +403,8 @@ class SearchApi:
 
     async def _generate(self, req: GenerateRequest) -> dict:
         if self.generator is None:
-            raise HTTPException(503, "text-to-image is not deployed in this app: start it with "
+            # 404, not 503: this deployment has no such resource, and waiting will not bring it
+            raise HTTPException(404, "text-to-image is not deployed in this app: start it with "
                                      "`python jobs/serve_generate.py` (a pipeline of jobs/pipeline.py)")
         if not req.prompt.strip():
             raise HTTPException(422, "the prompt is empty: describe a digit, e.g. 'a seven' or 'the digit 3'")
@@ -394,13 +423,20 @@ class SearchApi:
         except RequestError as err:
             raise HTTPException(err.status, err.message) from None
 
-    async def _results(self, query: str, vec: np.ndarray, k: int, t0: float) -> dict:
+    async def _results(self, query: str, vec: np.ndarray, k: int, t0: float) -> Response:
+        ids, scores = await self.index.search.remote(vec, k)
+        return self._response(query, ids, scores, k, t0)
+
+    @staticmethod
+    def _response(query: str, ids: list[str], scores: list[float], k: int, t0: float) -> Response:
+        """The SearchResponse as JSON, written directly: FastAPI's re-validation of the response model took ~1 ms
+        of the ingress's CPU per search (the schema in the OpenAPI docs is the same)."""
         from urllib.parse import quote
 
-        ids, scores = await self.index.search.remote(vec, k)
-        return {"query": query[:200], "k": k, "took_ms": round(1000 * (time.perf_counter() - t0), 2),
+        body = {"query": query[:200], "k": k, "took_ms": round(1000 * (time.perf_counter() - t0), 2),
                 "results": [{"id": i, "score": round(s, 4), "thumbnail": f"/api/image?id={quote(i, safe='')}"}
                             for i, s in zip(ids, scores)]}
+        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 def newest_clip_run(root: Path = REPO / "runs") -> str:
@@ -475,6 +511,6 @@ def build_app(args: dict) -> serve.Application:
     return SearchApi.bind(
         TextEncoder.bind(model, weights, batching),
         ImageEncoder.bind(model, weights, batching),
-        IndexStore.options(user_config={"index_dir": index_dir}).bind(model, weights),
+        IndexStore.options(user_config={"index_dir": index_dir}).bind(model, weights, batching),
         model, args.get("allowed_root", "runs"),
         int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)), **stages)
