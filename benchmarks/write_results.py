@@ -256,14 +256,15 @@ def serve_rows() -> list[str]:
                 continue
             one, many = r[mode]["one_client"], r[mode]["16_clients"]
             what = f"{r['mode']}, encoders {mode}"
+            # the app as deployed batches; the unbatched arm is the comparison the issue asks for
+            ok_one = verdict(one["p50_ms"] <= 15) if mode == "batched" else "comparison"
+            ok_many = verdict(many["errors"] == 0 and many["p99_ms"] <= 200 and many["throughput_rps"] >= 100) \
+                if mode == "batched" else "comparison"
             rows += [f"| text search over {r['index_size']:,} images via HTTP, one client, p50 ({what}) | <= 15 ms | "
-                     f"{one['p50_ms']:.1f} ms (p95 {one['p95_ms']:.1f}, {one['ok']} requests) | "
-                     f"{verdict(one['p50_ms'] <= 15)} | {cmd} |",
+                     f"{one['p50_ms']:.1f} ms (p95 {one['p95_ms']:.1f}, {one['ok']} requests) | {ok_one} | {cmd} |",
                      f"| 16 clients for {many['seconds']:.0f} s ({what}): errors, p99, throughput | 0, <= 200 ms, "
                      f">= 100 req/s | {many['errors']}, {many['p99_ms']:.0f} ms (p50 {many['p50_ms']:.0f}), "
-                     f"{many['throughput_rps']:.0f} req/s | "
-                     f"{verdict(many['errors'] == 0 and many['p99_ms'] <= 200 and many['throughput_rps'] >= 100)} "
-                     f"| same |"]
+                     f"{many['throughput_rps']:.0f} req/s | {ok_many} | same |"]
         if "fuzz" in r:
             f = r["fuzz"]
             rows.append(f"| schemathesis over the OpenAPI schema: requests, responses >= 500, health after | "

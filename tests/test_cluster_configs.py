@@ -214,6 +214,22 @@ def test_generate_serve_config_is_the_search_app_with_the_pipeline_stages():
     assert cpus <= 2, cpus  # fits this 2-core machine at its largest
 
 
+@pytest.mark.parametrize("path", ["jobs/serve_search.yaml", "jobs/serve_generate.yaml",
+                                  "cluster/kuberay/rayservice-search.yaml", "cluster/kuberay/rayservice-generate.yaml"])
+def test_every_serve_config_gives_the_index_replica_its_search_threads(path):
+    """A config's ray_actor_options replace the decorator's whole dict (Serve's override_deployment_info): each
+    committed config must repeat the index replica's environment, or its scan runs on one thread."""
+    from genlab.serve.search_app import SEARCH_ENV, IndexStore
+
+    config = load(ROOT / path)
+    if config.get("kind") == "RayService":
+        config = yaml.safe_load(config["spec"]["serveConfigV2"])
+    (app,) = config["applications"]
+    index_store = next(d for d in app["deployments"] if d["name"] == "IndexStore")
+    assert index_store["ray_actor_options"]["runtime_env"] == {"env_vars": SEARCH_ENV}
+    assert IndexStore.ray_actor_options["runtime_env"] == {"env_vars": SEARCH_ENV}
+
+
 def test_dockerfile_builds_on_rays_image_at_our_version():
     dockerfile = (ROOT / "cluster" / "Dockerfile").read_text()
     assert f"FROM rayproject/ray:{IMAGE_TAG}-gpu" in dockerfile

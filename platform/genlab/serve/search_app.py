@@ -129,7 +129,17 @@ class ImageEncoder:
 
 
 # a dead index replica is noticed within ~2 s (Serve's default health check: every 10 s)
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=64, health_check_period_s=2)
+# The index replica's process: exact search streams the whole index from memory (51 MB at 100k x 128), which two
+# BLAS threads do in ~1.7 ms where one takes ~3 ms; Ray would pin a fractional-CPU replica to one thread
+# (OMP_NUM_THREADS=1, which OpenBLAS obeys). Idle OpenBLAS threads spin for ~0.1 s by default, stealing the core
+# the proxy and the ingress need next: a short spin (2^4 cycles) makes the second thread pay. One client, text
+# search over 100k: p50 13.3 ms against 15.3 with one thread or with two spinning ones (benchmarks/NOTES.md).
+# Read when the process starts, so a Serve config that sets IndexStore's ray_actor_options must repeat it.
+SEARCH_ENV = {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25, "runtime_env": {"env_vars": SEARCH_ENV}}, max_ongoing_requests=64,
+                  health_check_period_s=2)
 class IndexStore:
     """The one copy of the index, loaded from `user_config["index_dir"]`. Async methods run one at a time on the
     replica's event loop, so a search never sees an index half-way through an add."""
