@@ -7,7 +7,7 @@ serves the API, the thumbnails and the web page.
     zero-shot, generation: SearchApi -> TextEncoder (and ImageEncoder, the pipeline's stages)
 
 A text search is the hot path: the index replica embeds the query with its own copy of the text tower (a few MB)
-and searches in the same batch, one handle hop instead of two (each hop costs ~2 ms and ~4 ms of CPU on these
+and searches in the same batch, one handle hop instead of two (each hop costs ~2-4 ms and ~4 ms of CPU on these
 two cores: benchmarks/NOTES.md).
 
 Writes (indexing a folder) go to the one IndexStore replica, which saves the index before it answers: a replica
@@ -138,8 +138,8 @@ class ImageEncoder:
 SEARCH_ENV = {"OPENBLAS_NUM_THREADS": "2", "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25, "runtime_env": {"env_vars": SEARCH_ENV}}, max_ongoing_requests=64,
-                  health_check_period_s=2)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25, "runtime_env": {"env_vars": SEARCH_ENV}},
+                  max_ongoing_requests=64, health_check_period_s=2)
 class IndexStore:
     """The one copy of the index, loaded from `user_config["index_dir"]`. Async methods run one at a time on the
     replica's event loop, so a search never sees an index half-way through an add."""
@@ -439,8 +439,8 @@ class SearchApi:
 
     @staticmethod
     def _response(query: str, ids: list[str], scores: list[float], k: int, t0: float) -> Response:
-        """The SearchResponse as JSON, written directly: FastAPI's re-validation of the response model took ~1 ms
-        of the ingress's CPU per search (the schema in the OpenAPI docs is the same)."""
+        """The SearchResponse as JSON, written directly: FastAPI would validate and re-serialise it through the
+        response model on the ingress's CPU (the schema in the OpenAPI docs stays the same)."""
         from urllib.parse import quote
 
         body = {"query": query[:200], "k": k, "took_ms": round(1000 * (time.perf_counter() - t0), 2),
