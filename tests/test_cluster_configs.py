@@ -219,7 +219,7 @@ def test_generate_serve_config_is_the_search_app_with_the_pipeline_stages():
 def test_every_serve_config_gives_the_index_replica_its_search_threads(path):
     """A config's ray_actor_options replace the decorator's whole dict (Serve's override_deployment_info): each
     committed config must repeat the index replica's environment, or its scan runs on one thread."""
-    from genlab.serve.search_app import SEARCH_ENV, IndexStore
+    from genlab.serve.search_backends import SEARCH_ENV, IndexStore
 
     config = load(ROOT / path)
     if config.get("kind") == "RayService":
