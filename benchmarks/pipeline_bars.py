@@ -6,6 +6,9 @@ ablation of the prior's conditioning (text only vs LAFITE's noised image embeddi
     python benchmarks/pipeline_bars.py --run runs/pipeline__0__<time> --ablation
 
 -> benchmarks/results/pipeline.json (and pipeline_ablation.json); RESULTS.md via write_results.py.
+The two generators side by side (a run of `jobs/pipeline.py --text-ddpm`: both on the same CLIP):
+
+    python benchmarks/pipeline_bars.py --run runs/pipeline__0__<time> --generators   # -> pipeline_generators.json
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from genlab.core.rundir import read_metrics  # noqa: E402
 def stage_cost(run: Path) -> dict:
     """Training seconds (sum of epoch times) and steps of each stage of a pipeline run."""
     out = {}
-    for stage in ("vae", "prior", "refiner"):
+    for stage in ("vae", "prior", "refiner", "text_ddpm"):
         path = run / stage / "metrics.jsonl"
         if path.exists():
             epochs = [r for r in read_metrics(path) if "perf/epoch_s" in r]
@@ -135,6 +138,49 @@ def ablation(run: Path, epochs: int, per_digit: int, refiner_runs: list[str]) ->
     return rows
 
 
+REPORT_KEYS = ("n_images", "refined/class_agreement", "refined/fld_ratio", "refined/class_entropy_frac",
+               "refined/precision", "refined/recall", "diversity/mean_precision", "diversity/mean_recall",
+               "images_per_s")
+
+
+def one_image_latency(pipe, calls: int = 30) -> dict:
+    """In-process p50 / p95 of one image for one prompt (a new seed per call), after 3 warm-up calls."""
+    import numpy as np
+
+    times = []
+    for i in range(calls + 3):
+        t0 = time.perf_counter()
+        pipe("the digit 7, small, written in red", 1, seed=i)
+        times.append(1e3 * (time.perf_counter() - t0))
+    return {"p50_ms": float(np.percentile(times[3:], 50)), "p95_ms": float(np.percentile(times[3:], 95))}
+
+
+def generators(run: Path, guidance_per_digit: int) -> dict:
+    """The prior chain and the text-conditioned DDPM of one run (same CLIP): each one's report (the job's
+    evaluation), in-process latency, training cost; the DDPM's faithfulness at other guidance scales."""
+    from genlab.pipeline import TextToImagePipeline
+
+    cost = stage_cost(run)
+    out = {}
+    for name, pipe_dir, report, stages in (("prior_vae", "pipeline", "report.json", ("vae", "prior", "refiner")),
+                                           ("diffusion", "pipeline_ddpm", "ddpm/report.json", ("text_ddpm",))):
+        if not (run / report).exists():
+            raise SystemExit(f"{run / report} is missing: run `python jobs/pipeline.py --text-ddpm ...` to the end "
+                             "(or resume it with --ray.resume)")
+        pipe = TextToImagePipeline.from_pretrained(run / pipe_dir)
+        r = load_json(run / report)
+        out[name] = {k: r[k] for k in REPORT_KEYS} | {"latency_1_image": one_image_latency(pipe),
+                                                      "train": {s: cost[s] for s in stages if s in cost}}
+        if name == "diffusion":
+            out[name]["sampler"] = dataclasses.asdict(pipe.diffusion.sampler)
+            out[name]["guidance"] = {}
+            for g in (1.0, 2.0, 5.0):
+                pipe.diffusion.sampler = dataclasses.replace(pipe.diffusion.sampler, guidance=g)
+                out[name]["guidance"][g] = faithfulness(pipe, guidance_per_digit, 1.0)
+        print(name, json.dumps(out[name]), flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run", required=True, help="a jobs/pipeline.py run directory")
@@ -144,9 +190,24 @@ def main() -> None:
     p.add_argument("--ablation-epochs", type=int, default=3)
     p.add_argument("--ablation-per-digit", type=int, default=300)
     p.add_argument("--refiner-runs", nargs="*", default=[], help="pipeline runs whose refiners to compare")
+    p.add_argument("--generators", action="store_true",
+                   help="only compare the run's two generators (a --text-ddpm run) -> pipeline_generators.json")
+    p.add_argument("--guidance-per-digit", type=int, default=100, help="--generators: images per digit per "
+                   "guidance scale of the DDPM")
+    p.add_argument("--threads", type=int, default=2, help="torch threads for the measurements")
     args = p.parse_args()
     run = Path(args.run).resolve()
     stamp = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, 2 cores"}
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.generators:
+        out = {"run": run.name, **stamp, "threads": args.threads, "guidance_per_digit": args.guidance_per_digit,
+               "generators": generators(run, args.guidance_per_digit),
+               "command": "python jobs/pipeline.py --clip <CLIP run> --text-ddpm --ray.precision bf16, then "
+                          f"python benchmarks/pipeline_bars.py --run <that run> --generators --threads {args.threads}"}
+        (HERE / "results" / "pipeline_generators.json").write_text(json.dumps(out, indent=2) + "\n")
+        return
     from genlab.pipeline import TextToImagePipeline
 
     if args.evaluate or not (run / "report.json").exists():

@@ -447,13 +447,45 @@ def faces_rows() -> list[str]:
             "![the same noise after each epoch](results/gan_faces64_epochs.png)"]
 
 
+def generator_rows() -> list[str]:
+    """The two generators behind the pipeline's one interface, one run, the same CLIP (pipeline_bars --generators)."""
+    r = load("pipeline_generators")
+    if r is None:
+        return ["not run: `python jobs/pipeline.py --text-ddpm ...`, then `python benchmarks/pipeline_bars.py --run "
+                "<run> --generators`"]
+    g, rows = r["generators"], []
+    names = {"prior_vae": "prior -> VAE decoder -> GAN refiner", "diffusion": "text-conditioned DDPM"}
+    for key, m in g.items():
+        train = ", ".join(f"{s} {c['train_s'] / 60:.1f} min" for s, c in m["train"].items())
+        sampler = m.get("sampler")
+        how = (f" ({sampler['kind']}-{sampler['steps']}, guidance {sampler['guidance']:g})" if sampler else
+               " (temperature 0.8)")
+        rows.append(f"| {names[key]}{how} | {m['refined/class_agreement']:.4f} | {m['refined/fld_ratio']:.2f} | "
+                    f"{m['refined/class_entropy_frac']:.4f} | {m['refined/precision']:.3f} / {m['refined/recall']:.3f} | "
+                    f"{m['diversity/mean_precision']:.3f} / {m['diversity/mean_recall']:.3f} | "
+                    f"{m['latency_1_image']['p50_ms']:.1f} ms | {m['images_per_s']:.0f} | {train} |")
+    n = g["prior_vae"]["n_images"]
+    out = [f"Both generators of one run on the same CLIP ({r['command']}; {r['date']}, run {r['run']}, "
+           f"{r['threads']} threads). Faithfulness, FLD ratio, entropy and precision/recall on {n:,} held-out-template "
+           "prompts as in the table above; diversity: 100 images of one prompt per digit; latency: one image "
+           "in-process; images/s: the evaluation's batches of 64.", "",
+           "| generator | faithfulness | FLD ratio | class entropy | precision / recall | within-prompt precision / "
+           "recall | one image, p50 | images/s | training cost |", "|---|---|---|---|---|---|---|---|---|", *rows]
+    sweep = g["diffusion"].get("guidance", {})
+    if sweep:
+        out += ["", "The DDPM's guidance scale (" + ", ".join(
+            f"{float(k):g}: faithfulness {v['refined/class_agreement']:.3f}, FLD ratio {v['refined/fld_ratio']:.2f}"
+            for k, v in sweep.items()) + f"; {10 * r['guidance_per_digit']:,} images each)."]
+    return out
+
+
 def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision", "ddpm_sampler_table",
                                                   "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
-                                                  "pipeline", "pipeline_ablation", "serve_generate",
+                                                  "pipeline", "pipeline_ablation", "serve_generate", "pipeline_generators",
                                                   "rl_cartpole", "rl_side_by_side",
                                                   "rl_acrobot", "gan_faces64"]) if r})
     text = [
@@ -473,6 +505,8 @@ def main() -> int:
         "## Chapter 5.7: CLIP, zero-shot, retrieval, the embedding index", "", *clip_rows(), "",
         "## Chapter 5.7: text-to-image search on Ray Serve", "", *serve_rows(), "",
         "## The final system: text -> CLIP -> prior -> VAE decoder -> GAN refiner", "", *pipeline_rows(), "",
+        "### Two generators behind one interface: the prior chain and a text-conditioned DDPM", "",
+        *generator_rows(), "",
         "## Colour images: the DCGAN paper's 64x64 networks on the synthetic faces", "", *faces_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]

@@ -46,3 +46,24 @@ def tiny_pipeline(out: Path, clip_weights: Path | None = None, seed: int = 0) ->
     torch.nn.init.normal_(refiner.film.weight, std=0.5)  # trained FiLM is not zero: the prompt reaches the image
     pipe = TextToImagePipeline(clip, tokenizer, prior, load_model(vae_dir), refiner, CLIP)
     return pipe.save_pretrained(out, clip_weights, vae_dir)
+
+
+def tiny_ddpm_pipeline(out: Path, clip_weights: Path, seed: int = 0) -> Path:
+    """A saved text-conditioned DDPM pipeline: the given CLIP and a random U-Net that reads its text embeddings
+    (output layers not zero, so the prompt reaches the image), DPM-Solver++ with 5 steps, guidance 3."""
+    from genlab.diffusion import DiffusionConfig, SamplerConfig, ScheduleConfig, UNet, UNetConfig
+    from genlab.pipeline.text_diffusion import TextDiffusion
+
+    clip, _, tokenizer = create_clip(CLIP, str(clip_weights))
+    torch.manual_seed(seed)
+    cfg = DiffusionConfig(unet=UNetConfig(channels=16, channel_mults=(1, 2), attention_levels=(),
+                                          cond_dim=clip.text_projection.shape[1]),
+                          schedule=ScheduleConfig(timesteps=100), sampler=SamplerConfig(kind="dpm++2m", steps=5,
+                                                                                       guidance=3.0))
+    unet = UNet(cfg.unet)
+    for p in unet.parameters():
+        p.data.normal_(0, 0.05)
+    ckpt = save_checkpoint(out.parent / f"{out.name}-ddpm", family="diffusion", config=to_dict(cfg), model=unet,
+                           ema=unet)
+    pipe = TextToImagePipeline(clip, tokenizer, clip_model=CLIP, diffusion=TextDiffusion.load(ckpt, ema=True))
+    return pipe.save_pretrained(out, clip_weights, diffusion_checkpoint=ckpt)

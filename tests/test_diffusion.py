@@ -191,11 +191,57 @@ def test_predict_eps_guides_against_the_null_class():
         torch.testing.assert_close(predict_eps(model, x, 10, None, 2.5), model(x, t))  # no labels: unconditional
 
 
+def test_a_condition_vector_unet_reads_the_vector_and_guides_against_the_zero_vector():
+    torch.manual_seed(0)
+    # 16 channels in 8 groups: with one channel per group, GroupNorm would cancel any per-channel embedding
+    model = UNet(UNetConfig(channels=16, channel_mults=(1,), attention_levels=(), cond_dim=6)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.1)
+    x, e = torch.randn(4, 1, 28, 28), torch.randn(4, 6)
+    t = torch.full((4,), 10)
+    with torch.no_grad():
+        cond, uncond = model(x, t, e), model(x, t, torch.zeros(4, 6))
+        assert (cond - uncond).abs().max() > 1e-3  # the vector reaches the output
+        torch.testing.assert_close(model(x, t), uncond)  # no condition = the null (zero) vector
+        torch.testing.assert_close(predict_eps(model, x, 10, e, 3.0), uncond + 3.0 * (cond - uncond))
+    with pytest.raises(ValueError, match=r"\(B, 6\) condition vectors"):
+        model(x, t, torch.randn(4, 5))
+    with pytest.raises(ValueError, match="not both"):
+        UNetConfig(num_classes=10, cond_dim=6)
+
+
+def test_training_with_condition_vectors_needs_a_condition_function(tmp_path, tiny_mnist):
+    cfg = DiffusionConfig(unet=UNetConfig(channels=8, channel_mults=(1, 2), attention_levels=(), cond_dim=4),
+                          schedule=ScheduleConfig(timesteps=50), epochs=1, batch_size=32, max_steps_per_epoch=3,
+                          eval_images=64, fld_samples=0, figures=False, progress=False)
+    rt = LocalRuntime(tmp_path / "a", {"train": tiny_mnist}, seed=0)
+    with pytest.raises(ValueError, match="condition"):
+        train(cfg, rt, tiny_mnist)  # a cond_dim U-Net without its condition function
+    table = torch.eye(10)[:, :4] * 3  # one vector per class (classes 4-9 share the zero vector with the null)
+    seen = []
+
+    def condition(labels, generator):
+        seen.append(generator is None)
+        return table[labels]
+
+    metrics = train(cfg, LocalRuntime(tmp_path / "b", {"train": tiny_mnist}, seed=0), tiny_mnist, condition)
+    assert metrics["eval/loss_ema"] > 0 and seen.count(True) == 3 and seen.count(False) >= 1  # 3 steps, 1 eval
+
+
 def test_drop_labels_uses_the_null_class():
     torch.manual_seed(0)
-    dropped = drop_labels(torch.zeros(10_000, dtype=torch.long), 0.2, null_class=10)
+    dropped = drop_labels(torch.zeros(10_000, dtype=torch.long), 0.2, null=10)
     assert set(dropped.unique().tolist()) == {0, 10}
     assert (dropped == 10).float().mean().item() == pytest.approx(0.2, abs=0.02)
+
+
+def test_drop_labels_replaces_whole_condition_vectors_by_the_null_vector():
+    torch.manual_seed(0)
+    e = torch.randn(10_000, 8)
+    dropped = drop_labels(e, 0.2, torch.zeros_like(e))
+    nulled = (dropped == 0).all(1)
+    assert nulled.float().mean().item() == pytest.approx(0.2, abs=0.02)
+    assert torch.equal(dropped[~nulled], e[~nulled])  # the rest untouched, row by row
 
 
 class Oracle(torch.nn.Module):

@@ -129,6 +129,26 @@ def test_protonet_logits_are_negative_squared_distances_to_class_means():
         prototypes(s[:2], torch.tensor([0, 0]), 2)
 
 
+def test_test_time_augmentation_averages_each_embedding_over_warps():
+    from genlab.meta.train import evaluate, tta_logits
+
+    torch.manual_seed(0)
+    net = ProtoNet(nn.Sequential(nn.Flatten(), nn.Linear(64, 5)))  # linear: mean embedding = embedding of the mean
+    sampler = EpisodeSampler(toy_set(), n_way=3, k_shot=1, n_query=2)
+    ep = sampler.sample(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(tta_logits(net, ep, 0, torch.Generator()),
+                                   net(ep.support, ep.support_labels, ep.query, 3))
+        x, g = torch.cat([ep.support, ep.query]), torch.Generator().manual_seed(1)
+        mean = (x + sum(random_affine(x, g) for _ in range(3))) / 4
+        torch.testing.assert_close(tta_logits(net, ep, 3, torch.Generator().manual_seed(1)),
+                                   net(mean[:3], ep.support_labels, mean[3:], 3))
+    acc, ci = evaluate(net, sampler, 4, seed=0, tta=2)
+    assert 0 <= acc <= 1 and ci >= 0
+    with pytest.raises(ValueError, match="ProtoNets"):
+        evaluate(MAML(Conv4(hidden=4, n_classes=3), 0.1, 1), sampler, 1, seed=0, tta=2)
+
+
 def test_conv4_shapes():
     assert Conv4()(torch.zeros(3, 1, 28, 28)).shape == (3, 64)
     assert Conv4(n_classes=5, running_stats=False)(torch.zeros(3, 1, 28, 28)).shape == (3, 5)

@@ -135,6 +135,33 @@ def test_pipeline_saves_loads_and_reproduces_every_stage(tmp_path):
         TextToImagePipeline.from_pretrained(tmp_path)
 
 
+def test_text_conditioned_ddpm_trains_and_generates_behind_the_same_call(tmp_path, tiny_mnist):
+    from genlab.core.checkpoint import find_latest_checkpoint, load_model
+    from genlab.core.runtime import LocalRuntime
+    from genlab.distributed.pipeline_job import assemble_diffusion
+    from genlab.pipeline.config import FrozenParts, TextDiffusionTrainConfig, smoke_text_diffusion
+    from genlab.pipeline.train import train_text_diffusion
+
+    parts = FrozenParts(clip_weights=str(random_clip_weights(tmp_path / "clip")))
+    cfg = smoke_text_diffusion(TextDiffusionTrainConfig(parts=parts))
+    train_text_diffusion(cfg, LocalRuntime(tmp_path / "ddpm", {"train": tiny_mnist}, seed=0), tiny_mnist)
+    ckpt = find_latest_checkpoint(tmp_path / "ddpm")
+    pipe = TextToImagePipeline.from_pretrained(assemble_diffusion(parts, ckpt, tmp_path / "pipe"))
+    assert pipe.generator == "diffusion" and pipe.diffusion.cond_dim == pipe.encode_prompts(["a"]).shape[1]
+    ema = load_model(ckpt, ema=True).state_dict()  # the pipeline samples with the EMA weights
+    assert all(torch.equal(v, ema[k]) for k, v in pipe.diffusion.unet.state_dict().items())
+    out = pipe(["a seven", "the digit 2"], num_images=2, seed=3)
+    assert out.images.shape == (4, 1, 28, 28) and out.latents.shape == (4, 0) and torch.equal(out.images, out.raw)
+    assert set(out.timings_ms) == {"text_encoder", "generator"} and 0 <= out.images.min() <= out.images.max() <= 1
+    again = TextToImagePipeline.from_pretrained(tmp_path / "pipe")(["a seven", "the digit 2"], num_images=2, seed=3)
+    assert torch.equal(out.images, again.images)
+    assert not torch.equal(out.images, pipe(["a seven", "the digit 2"], num_images=2, seed=4).images)
+    # the prompt reaches the image through the guided U-Net (same seed, same noise, another prompt)
+    assert not torch.equal(out.images[:1], pipe("a two", 1, seed=3).images)
+    with pytest.raises(PromptError):
+        pipe("", 1)
+
+
 def _job(*args, cwd=ROOT, timeout=600):
     return subprocess.run([sys.executable, "jobs/pipeline.py", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
@@ -155,23 +182,32 @@ def test_job_refuses_bad_parts_before_training(tmp_path):
 def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     clip = random_clip_weights(tmp_path / "clip")
     vae = tiny_vae_checkpoint(tmp_path / "vae")
-    args = ["--smoke-test", "--clip", str(clip), "--vae", str(vae), "--ray.storage", str(tmp_path / "runs")]
+    args = ["--smoke-test", "--text-ddpm", "--clip", str(clip), "--vae", str(vae), "--ray.storage",
+            str(tmp_path / "runs")]
     out = _job(*args)
     assert out.returncode == 0, out.stderr[-3000:]
     run = next((tmp_path / "runs").glob("pipeline__*"))
-    for stage in ("prior", "refiner"):
+    stages = ("prior", "refiner", "text_ddpm")
+    for stage in stages:
         assert (run / stage / "done.json").exists() and (run / stage / "metrics.jsonl").exists()
-    # the two stages trained at the same time
+    # the stages trained at the same time (three on two CPUs: one may wait for a CPU, two overlap)
     start = {s: json.loads((run / s / "worker_groups.jsonl").read_text().splitlines()[0])["started_at"]
-             for s in ("prior", "refiner")}
-    end = {s: (run / s / "done.json").stat().st_mtime for s in ("prior", "refiner")}
-    assert start["prior"] < end["refiner"] and start["refiner"] < end["prior"], (start, end)
+             for s in stages}
+    end = {s: (run / s / "done.json").stat().st_mtime for s in stages}
+    assert any(start[a] < end[b] and start[b] < end[a] for a in stages for b in stages if a < b), (start, end)
     report = json.loads((run / "report.json").read_text())
     assert report["n_images"] == 200 and 0 <= report["refined/class_agreement"] <= 1
     assert {f"diversity/{d}" for d in range(10)} <= set(report)
     assert (run / "raw_vs_refined.png").exists() and (run / "one_prompt_64_images.png").exists()
     pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
     assert pipe("a seven", 2, seed=0).images.shape == (2, 1, 28, 28)
+    # the other generator: its own pipeline directory, figures and report, the same interface
+    ddpm_report = json.loads((run / "ddpm" / "report.json").read_text())
+    assert ddpm_report["n_images"] == 200 and ddpm_report["refiner_fld_reduction"] == 0  # no raw stage to improve
+    assert (run / "ddpm" / "prompts_ddpm.png").exists() and (run / "ddpm" / "one_prompt_64_images.png").exists()
+    ddpm = TextToImagePipeline.from_pretrained(run / "pipeline_ddpm")
+    assert ddpm.generator == "diffusion" and ddpm("a seven", 2, seed=0).images.shape == (2, 1, 28, 28)
+    assert "diffusion:" in out.stdout and "prior_vae:" in out.stdout
     # resuming the finished run retrains and re-measures nothing (no Ray starts); other flags are refused
     from tests.cli_helpers import run_cli
 
@@ -180,7 +216,7 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     before = (run / "report.json").stat().st_mtime
     again = _job(*args, "--ray.resume", str(run))
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("finished before, kept") == 2 and "Started a local Ray instance" not in again.stderr
+    assert again.stderr.count("finished before, kept") == 3 and "Started a local Ray instance" not in again.stderr
     assert (run / "report.json").stat().st_mtime == before
 
 

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from genlab.serve.media import RequestError, decode_upload, images_under, resolve_folder
-from tests.pipeline_helpers import tiny_pipeline
+from tests.pipeline_helpers import tiny_ddpm_pipeline, tiny_pipeline
 from tests.serve_helpers import MODEL, build_caption_index, free_port, train_tiny_clip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -394,3 +394,51 @@ def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
     # module's last test: the app now serves the other index.
     serve.run(build_app(args), name="search", route_prefix="/")
     assert stats()["count"] == 500
+
+
+@pytest.mark.ray
+def test_a_text_conditioned_ddpm_pipeline_is_served_behind_the_same_endpoint(app):
+    """Redeploys the app with the DDPM generator (the module's last test): the served images are the pipeline's
+    own for that prompt and seed, batched or not; guidance steers them; the grid has one row; the page shows it."""
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    from playwright.sync_api import sync_playwright
+    from ray import serve
+
+    from genlab.pipeline import TextToImagePipeline
+    from genlab.serve.search_app import build_app
+
+    ddpm_dir = tiny_ddpm_pipeline(app["work"] / "pipeline-ddpm", app["weights"])
+    serve.run(build_app({"pipeline": str(ddpm_dir), "index_dir": str(app["work"] / "index"),
+                         "allowed_root": str(app["root"])}), name="search", route_prefix="/")
+    requests = [{"prompt": p, "num_images": n, "seed": s} for p, n, s in
+                [("a seven", 3, 5), ("the digit 2", 1, 0), ("a blue four", 2, 9), ("a seven", 3, 6)]]
+    with ThreadPoolExecutor(4) as pool:  # concurrent: batched together on the generator
+        served = list(pool.map(lambda r: post_json(app, "/api/generate", r), requests))
+    pipe = TextToImagePipeline.from_pretrained(ddpm_dir)
+    for r, (status, out) in zip(requests, served):
+        assert status == 200 and out["generator"] == "diffusion", out
+        assert set(out["timings_ms"]) == {"text_encoder", "generator", "total"} and out["raw"] == out["images"]
+        got = np.stack([_decode_data_url(u) for u in out["images"]])
+        expected = (pipe(r["prompt"], r["num_images"], seed=r["seed"]).images[:, 0] * 255).round().to(torch.uint8)
+        assert np.abs(got.astype(int) - expected.numpy()).max() <= 1, r
+    assert served[0][1]["images"] != served[3][1]["images"]  # another seed
+    unguided = post_json(app, "/api/generate", requests[0] | {"guidance": 1.0})[1]
+    assert unguided["images"] != served[0][1]["images"]
+    assert post_json(app, "/api/generate", requests[0] | {"guidance": -1})[0] == 422
+    status, grid = call(f"{app['url']}/api/generate.png?q=a%20seven&n=4&seed=1")
+    assert status == 200 and Image.open(io.BytesIO(grid)).size == (4 * 30 + 2, 30 + 2)  # one row: no raw stage
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(app["url"] + "/")
+        page.click("#tab-generate")
+        page.fill("#prompt", "a seven")
+        page.select_option("#num-images", "4")
+        page.click("#generate-form button[type=submit]")
+        page.wait_for_function("[...document.querySelectorAll('#generated .refined img')].length === 4")
+        assert page.locator("#generated .raw img").count() == 0
+        assert "DDPM" in page.locator("#generate-summary").text_content()
+        page.screenshot(path=str(ARTIFACTS / "generate_page_ddpm.png"), full_page=True)
+        browser.close()

@@ -1,5 +1,6 @@
 """Reverse-process samplers on one trained eps-model: DDPM ancestral (T steps), DDIM (any steps, eta) and
-DPM-Solver++(2M) (any steps), with classifier-free guidance (Ho & Salimans 2022) for class-conditional models."""
+DPM-Solver++(2M) (any steps), with classifier-free guidance (Ho & Salimans 2022) for conditional models (class
+labels or condition vectors such as CLIP text embeddings)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def predict_eps(model: nn.Module, x: torch.Tensor, t: int, labels: torch.Tensor 
     tt = torch.full((len(x),), t, device=x.device, dtype=torch.long)
     if labels is None or guidance == 1.0:
         return model(x, tt, labels)
-    null = torch.full_like(labels, model.null_class)
+    null = model.null_like(labels)
     eps = model(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([labels, null]))  # one batched forward
     eps_cond, eps_uncond = eps.chunk(2)
     return guided_eps(eps_cond, eps_uncond, guidance)
@@ -63,14 +64,19 @@ def predict_eps(model: nn.Module, x: torch.Tensor, t: int, labels: torch.Tensor 
 @torch.no_grad()
 def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig = SamplerConfig(),
            labels: torch.Tensor | None = None, seed: int = 0, device: str | torch.device = "cpu",
-           progress: bool = False, keep_every: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+           progress: bool = False, keep_every: int = 0,
+           noise: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """n images in [0, 1], (n, C, H, W), and (with keep_every > 0) snapshots of the first 10 chains every
-    keep_every steps (first = pure noise, last = the output). The same seed gives the same images."""
+    keep_every steps (first = pure noise, last = the output). The same seed gives the same images. `noise`: the
+    starting x_T (n, C, H, W) instead of drawing it from the seed; then DDIM (eta 0) and DPM-Solver++ give each
+    image from its own noise alone, whatever it is batched with (how a server batches requests)."""
     model.eval()
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     if labels is not None and len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} samples")
+    if noise is not None and len(noise) != n:
+        raise ValueError(f"got {len(noise)} starting noises for {n} samples")
     guiding = labels is not None and cfg.guidance != 1.0
     clipped_eps = guiding if cfg.clipped_eps is None else cfg.clipped_eps
     timesteps = (list(range(schedule.T))[::-1] if cfg.kind == "ddpm"
@@ -83,7 +89,7 @@ def sample(model: nn.Module, schedule: NoiseSchedule, n: int, cfg: SamplerConfig
                disable=not progress)
     for start in range(0, n, cfg.batch_size):
         b = min(cfg.batch_size, n - start)
-        x = torch.randn(b, *shape, generator=gen).to(device)
+        x = (torch.randn(b, *shape, generator=gen) if noise is None else noise[start:start + b]).to(device)
         y = labels[start:start + b].to(device) if labels is not None else None
         keep = start == 0 and keep_every > 0
         if keep:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,16 +36,26 @@ def diffusion_loss(model, schedule: NoiseSchedule, x0: torch.Tensor, labels: tor
     return F.mse_loss(model(schedule.q_sample(x0, t, noise), t, labels), noise)
 
 
-def drop_labels(labels: torch.Tensor, p: float, null_class: int) -> torch.Tensor:
-    """Replace a random fraction p of labels by the null class (classifier-free guidance training)."""
+def drop_labels(labels: torch.Tensor, p: float, null: torch.Tensor | int) -> torch.Tensor:
+    """Replace a random fraction p of labels (or of condition vectors' rows) by the null class (vector): what
+    classifier-free guidance trains on."""
     if p <= 0:
         return labels
-    return torch.where(torch.rand(labels.shape, device=labels.device) < p, torch.full_like(labels, null_class),
-                       labels)
+    keep = torch.rand(len(labels), device=labels.device) >= p
+    null = torch.full_like(labels, null) if isinstance(null, int) else null
+    return torch.where(keep.view(-1, *[1] * (labels.dim() - 1)), labels, null)
 
 
-def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
-    """Train `cfg` on `rt`'s "train" batches; rank 0 evaluates with the EMA weights each epoch."""
+Condition = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Tensor] | None = None,
+          condition: Condition | None = None) -> dict:
+    """Train `cfg` on `rt`'s "train" batches; rank 0 evaluates with the EMA weights each epoch. A U-Net with
+    `cond_dim` needs `condition(labels, generator)`: the (B, cond_dim) vectors of a batch (e.g. CLIP embeddings
+    of captions of each image's class; the text-to-image pipeline's generator)."""
+    if bool(cfg.unet.cond_dim) != (condition is not None):
+        raise ValueError("a U-Net with cond_dim > 0 trains with a `condition` function, and only such a U-Net")
     seed_everything(cfg.seed + 1000 * rt.rank)
     schedule = NoiseSchedule(cfg.schedule)
     model = UNet(cfg.unet)
@@ -58,7 +69,12 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
         images, labels = batch
         # ALGO LOGIC: one DDPM step: random t, noise the batch, regress the noise
         x0 = to_signed(images)
-        y = drop_labels(labels, cfg.label_dropout, cfg.unet.num_classes) if cfg.conditional else None
+        y = None
+        if condition is not None:
+            y = condition(labels, None)
+            y = drop_labels(y, cfg.label_dropout, torch.zeros_like(y))
+        elif cfg.conditional:
+            y = drop_labels(labels, cfg.label_dropout, cfg.unet.num_classes)
         with rt.autocast():
             loss = diffusion_loss(state.module(), schedule, x0, y)
         opt.zero_grad(set_to_none=True)
@@ -72,7 +88,7 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
     def eval_fn() -> dict:
         if test is None:
             return {}
-        out = {"eval/loss_ema": held_out_loss(ema.module, schedule, test, cfg, rt.device)}
+        out = {"eval/loss_ema": held_out_loss(ema.module, schedule, test, cfg, rt.device, condition)}
         if cfg.figures and cfg.grid_steps:
             from genlab.diffusion.figures import epoch_grid
 
@@ -86,15 +102,17 @@ def train(cfg: DiffusionConfig, rt: Runtime, test: tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def held_out_loss(model, schedule: NoiseSchedule, test, cfg: DiffusionConfig, device) -> float:
-    """The training objective on test images with fixed t and noise, so epochs compare exactly."""
+def held_out_loss(model, schedule: NoiseSchedule, test, cfg: DiffusionConfig, device,
+                  condition: Condition | None = None) -> float:
+    """The training objective on test images with fixed t, noise (and conditions), so epochs compare exactly."""
     model.eval()
     gen = torch.Generator().manual_seed(EVAL_SEED)
     images, labels = test[0][:cfg.eval_images], test[1][:cfg.eval_images]
     total = 0.0
     for s in range(0, len(images), 500):
         x0 = to_signed(images[s:s + 500]).to(device)
-        y = labels[s:s + 500].to(device) if cfg.conditional else None
+        y = labels[s:s + 500].to(device) if cfg.conditional or condition is not None else None
+        y = condition(y, gen) if condition is not None else y
         total += float(diffusion_loss(model, schedule, x0, y, generator=gen)) * len(x0)
     return total / len(images)
 

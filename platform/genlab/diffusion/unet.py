@@ -32,6 +32,9 @@ class UNetConfig:
     """GroupNorm groups (reduced to a divisor of the channel count where needed)."""
     num_classes: int = 0
     """0 = unconditional; > 0 adds a class embedding with an extra 'null' class (index num_classes)."""
+    cond_dim: int = 0
+    """> 0: conditioned on a (B, cond_dim) vector instead, e.g. a CLIP text embedding (an MLP adds it to the time
+    embedding); the all-zero vector is the 'null' condition of classifier-free guidance."""
     in_channels: int = 1
     """Image channels."""
     image_size: int = 28
@@ -41,6 +44,8 @@ class UNetConfig:
         if self.channels < 1 or not self.channel_mults or min(self.channel_mults) < 1:
             raise ValueError(f"channels and channel_mults must be positive, got {self.channels}, "
                              f"{self.channel_mults}")
+        if self.num_classes and self.cond_dim:
+            raise ValueError("a U-Net is conditioned on classes (num_classes) or on vectors (cond_dim), not both")
         n = len(self.channel_mults)
         bad = [lvl for lvl in self.attention_levels if not -n <= lvl < n]
         if bad:
@@ -100,7 +105,8 @@ class AttentionBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, t[, y]): (B, C, H, W), (B,) int timesteps, optional (B,) labels -> (B, C, H, W)."""
+    """eps_theta(x_t, t[, y]): (B, C, H, W), (B,) int timesteps, optional (B,) labels or (B, cond_dim) condition
+    vectors -> (B, C, H, W)."""
 
     def __init__(self, cfg: UNetConfig = UNetConfig()):
         super().__init__()
@@ -109,6 +115,8 @@ class UNet(nn.Module):
         emb_dim = 4 * ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.cond_mlp = (nn.Sequential(nn.Linear(cfg.cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+                         if cfg.cond_dim else None)
         self.stem = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -145,14 +153,24 @@ class UNet(nn.Module):
     def null_class(self) -> int:
         return self.cfg.num_classes
 
+    def null_like(self, y: torch.Tensor) -> torch.Tensor:
+        """The 'no condition' input of classifier-free guidance, shaped like the condition y."""
+        return torch.zeros_like(y) if self.cond_mlp is not None else torch.full_like(y, self.null_class)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.cfg.channels))
         if self.class_emb is not None:
             if y is None:
                 y = torch.full((len(x),), self.null_class, device=x.device, dtype=torch.long)
             emb = emb + self.class_emb(y)
+        elif self.cond_mlp is not None:
+            if y is None:
+                y = torch.zeros(len(x), self.cfg.cond_dim, device=x.device, dtype=x.dtype)
+            if y.shape != (len(x), self.cfg.cond_dim):
+                raise ValueError(f"this U-Net reads (B, {self.cfg.cond_dim}) condition vectors, got {tuple(y.shape)}")
+            emb = emb + self.cond_mlp(y.to(emb.dtype))
         elif y is not None:
-            raise ValueError("this U-Net is unconditional (num_classes=0) but labels were given")
+            raise ValueError("this U-Net is unconditional (num_classes=0, cond_dim=0) but a condition was given")
         h = self.stem(x)
         hs = [h]
         for layer in self.down:

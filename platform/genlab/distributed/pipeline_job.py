@@ -18,7 +18,8 @@ from genlab.core.rundir import make_run_dir
 from genlab.distributed.env import configure_ray_env, quiet_console
 from genlab.distributed.jobs import setup_logging
 from genlab.distributed.trainer import RayConfig, fit, share_of_cpus
-from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig, smoke_prior, smoke_refiner
+from genlab.pipeline.config import (FrozenParts, PriorTrainConfig, RefinerTrainConfig, TextDiffusionTrainConfig,
+                                    smoke_prior, smoke_refiner, smoke_text_diffusion)
 from genlab.pipeline.pipeline import DEFAULT_TEMPERATURE
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,12 @@ class PipelineArgs:
     """Epochs of the conv VAE (latent 32) trained when --vae is empty."""
     prior: PriorTrainConfig = field(default_factory=PriorTrainConfig)
     refiner: RefinerTrainConfig = field(default_factory=RefinerTrainConfig)
+    text_ddpm: bool = False
+    """Also train the alternative generator, a DDPM conditioned on the CLIP text embedding (classifier-free
+    guidance), assemble it as a second pipeline (`pipeline_ddpm/`, the same interface) and evaluate it the same
+    way (`ddpm/report.json`)."""
+    diffusion: TextDiffusionTrainConfig = field(default_factory=TextDiffusionTrainConfig)
+    """The text-conditioned DDPM's training (with --text-ddpm); its sampler is the pipeline's default."""
     ray: RayConfig = field(default_factory=RayConfig)
     eval_per_digit: int = 1000
     """Images per digit for the final evaluation (one held-out-template prompt each); 0 skips it."""
@@ -121,17 +128,23 @@ def run_pipeline_job(args: PipelineArgs) -> Path:
     prior_cfg = dataclasses.replace(args.prior, parts=parts, seed=args.seed, prior=dataclasses.replace(
         args.prior.prior, embed_dim=embed_dim, latent_dim=vae_meta["config"]["model"]["latent_dim"]))
     refiner_cfg = dataclasses.replace(args.refiner, parts=parts, seed=args.seed)
+    ddpm_cfg = dataclasses.replace(args.diffusion, parts=dataclasses.replace(parts, vae=""), seed=args.seed)
     if args.smoke_test:
         prior_cfg, refiner_cfg = smoke_prior(prior_cfg), smoke_refiner(refiner_cfg)
-    # the two stages need only the frozen parts: trained at the same time, each on its share of the CPUs
-    pending = [stage for stage in ("prior", "refiner") if not (run_dir / stage / "done.json").exists()]
+        ddpm_cfg = smoke_text_diffusion(ddpm_cfg)
+    stages = {"prior": ("genlab.pipeline.train:train_prior", prior_cfg),
+              "refiner": ("genlab.pipeline.train:train_refiner", refiner_cfg)}
+    if args.text_ddpm:
+        stages["text_ddpm"] = ("genlab.pipeline.train:train_text_diffusion", ddpm_cfg)
+    # the stages need only the frozen parts: trained at the same time, each on its share of the CPUs
+    pending = [stage for stage in stages if not (run_dir / stage / "done.json").exists()]
     parallel = max(1, len(pending)) if ray_cfg.num_workers else 1  # in-process runs share torch's global RNG
     stage_ray_cfg = share_of_cpus(ray_cfg, parallel)
     with quiet_console.pinned_to(run_dir), ThreadPoolExecutor(parallel) as pool:
-        prior = pool.submit(_stage, "prior", "genlab.pipeline.train:train_prior", prior_cfg, run_dir, stage_ray_cfg)
-        refiner = pool.submit(_stage, "refiner", "genlab.pipeline.train:train_refiner", refiner_cfg, run_dir,
-                              stage_ray_cfg)
-        prior_ckpt, refiner_ckpt = prior.result(), refiner.result()
+        futures = {name: pool.submit(_stage, name, loop, cfg, run_dir, stage_ray_cfg)
+                   for name, (loop, cfg) in stages.items()}
+        ckpts = {name: f.result() for name, f in futures.items()}
+    prior_ckpt, refiner_ckpt = ckpts["prior"], ckpts["refiner"]
 
     pipe_dir = run_dir / "pipeline"
     if not (pipe_dir / "pipeline.json").exists():  # a resumed run keeps what it assembled and measured
@@ -144,19 +157,35 @@ def run_pipeline_job(args: PipelineArgs) -> Path:
     if not (run_dir / "raw_vs_refined.png").exists():
         write_figures(pipe, run_dir, seed=args.seed, temperature=args.temperature)
     per_digit = min(args.eval_per_digit, 20) if args.smoke_test else args.eval_per_digit
-    if per_digit and not (run_dir / "report.json").exists():
+    _evaluate(pipe, run_dir, per_digit, args)
+    if args.text_ddpm:
+        ddpm_dir = run_dir / "pipeline_ddpm"
+        if not (ddpm_dir / "pipeline.json").exists():
+            assemble_diffusion(parts, ckpts["text_ddpm"], ddpm_dir)
+        print(f"pipeline (text-conditioned DDPM): {ddpm_dir}")
+        ddpm = TextToImagePipeline.from_pretrained(ddpm_dir)
+        (run_dir / "ddpm").mkdir(exist_ok=True)
+        if not (run_dir / "ddpm" / "prompts_ddpm.png").exists():
+            write_figures(ddpm, run_dir / "ddpm", seed=args.seed)
+        _evaluate(ddpm, run_dir / "ddpm", per_digit, args)
+    print(f"run directory: {run_dir}")
+    return run_dir
+
+
+def _evaluate(pipe, out: Path, per_digit: int, args: PipelineArgs) -> None:
+    """The bars on `per_digit` images per digit into out/report.json (kept when there), printed."""
+    if per_digit and not (out / "report.json").exists():
         from genlab.pipeline.evaluate import evaluate_pipeline
 
         save_json(evaluate_pipeline(pipe, per_digit, seed=args.seed, quick=args.smoke_test,
-                                    temperature=args.temperature), run_dir / "report.json")
-    if (run_dir / "report.json").exists():
-        report = load_json(run_dir / "report.json")
+                                    temperature=args.temperature), out / "report.json")
+    if (out / "report.json").exists():
+        report = load_json(out / "report.json")
+        print(f"{pipe.generator}:")
         for key in ("refined/class_agreement", "raw/class_agreement", "refined/fld_ratio", "raw/fld_ratio",
                     "refiner_fld_reduction", "refined/class_entropy_frac", "diversity/mean_recall",
-                    "diversity/mean_precision"):
+                    "diversity/mean_precision", "images_per_s"):
             print(f"  {key} = {report[key]:.4f}")
-    print(f"run directory: {run_dir}")
-    return run_dir
 
 
 def _clip_embed_dim(model: str) -> int:
@@ -179,3 +208,15 @@ def assemble(parts: FrozenParts, prior_ckpt: Path, refiner_ckpt: Path, out: Path
     pipe = TextToImagePipeline(clip, tokenizer, load_model(prior_ckpt), load_model(parts.vae), refiner,
                                parts.clip_model)
     return pipe.save_pretrained(out, parts.clip_weights, parts.vae)
+
+
+def assemble_diffusion(parts: FrozenParts, ddpm_ckpt: Path, out: Path) -> Path:
+    """Write the DDPM pipeline's directory from the CLIP and the text-conditioned DDPM's checkpoint."""
+    from genlab.multimodal.models import create_clip
+    from genlab.pipeline import TextToImagePipeline
+    from genlab.pipeline.text_diffusion import TextDiffusion
+
+    clip, _, tokenizer = create_clip(parts.clip_model, parts.clip_weights)
+    pipe = TextToImagePipeline(clip, tokenizer, clip_model=parts.clip_model,
+                               diffusion=TextDiffusion.load(ddpm_ckpt, ema=True))
+    return pipe.save_pretrained(out, parts.clip_weights, diffusion_checkpoint=ddpm_ckpt)

@@ -65,6 +65,9 @@ class MetaConfig:
     test_episodes: int = 600
     test_tasks: tuple[str, ...] = ("5w1s", "5w5s", "20w1s")
     """Final test tasks, `<n>w<k>s`."""
+    test_augment: int = 0
+    """ProtoNet/pretrain: also test with every support and query embedding averaged over the image and this many
+    random affine warps of it (test-time augmentation, the training warp; reported as test/<task>_tta_acc)."""
     progress: bool = True
 
     @property

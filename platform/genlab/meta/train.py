@@ -19,7 +19,7 @@ from genlab.eval.fewshot import mean_ci95
 from genlab.meta.config import MetaConfig, parse_task
 from genlab.meta.encoders import Conv4
 from genlab.meta.maml import MAML
-from genlab.meta.protonet import ProtoNet
+from genlab.meta.protonet import ProtoNet, prototypes, squared_distances
 
 log = logging.getLogger(__name__)
 FAMILY = "meta"
@@ -67,15 +67,28 @@ def training_sampler(cfg: MetaConfig, splits: dict):
     return MixedEpisodeSampler(parts, [f, 1 - f])
 
 
+def tta_logits(learner: ProtoNet, ep: Episode, copies: int, generator: torch.Generator) -> torch.Tensor:
+    """ProtoNet logits with each embedding the mean over the image and `copies` random affine warps of it."""
+    x = torch.cat([ep.support, ep.query])
+    warped = [x] + [random_affine(x, generator) for _ in range(copies)]
+    z = learner.encoder(torch.cat(warped)).view(copies + 1, len(x), -1).mean(0)
+    protos = prototypes(z[: len(ep.support)], ep.support_labels, ep.n_way)
+    return -squared_distances(z[len(ep.support):], protos)
+
+
 def evaluate(learner: nn.Module, sampler: EpisodeSampler, episodes: int, seed: int,
-             inner_steps: int | None = None) -> tuple:
-    """Mean query accuracy over `episodes` seeded episodes and its 95% CI half-width."""
-    gen = torch.Generator().manual_seed(seed)
+             inner_steps: int | None = None, tta: int = 0) -> tuple:
+    """Mean query accuracy over `episodes` seeded episodes and its 95% CI half-width; with `tta` > 0 (ProtoNet)
+    test-time augmented, on the same episodes as without."""
+    gen, warps = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     device = next(learner.parameters()).device
+    if tta and not isinstance(learner, ProtoNet):
+        raise ValueError("test-time augmentation (--train.test-augment) is for ProtoNets and the pretrain baseline")
+    score = ((lambda ep: (tta_logits(learner, ep, tta, warps).argmax(1) == ep.query_labels).float().mean()) if tta else
+             (lambda ep: episode_loss(learner, ep, inner_steps)[1]))
     learner.eval()
     with torch.no_grad():
-        accs = [float(episode_loss(learner, sampler.sample(gen).to(device), inner_steps)[1])
-                for _ in range(episodes)]
+        accs = [float(score(sampler.sample(gen).to(device))) for _ in range(episodes)]
     learner.train()
     return mean_ci95(accs)
 
@@ -96,6 +109,9 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
     splits = load_splits(cfg.data)
     for task in cfg.test_tasks:
         _check_maml_way(cfg, parse_task(task)[0])
+    if cfg.test_augment and cfg.algo == "maml":
+        raise ValueError("--train.test-augment averages ProtoNet embeddings over warps; MAML adapts a head instead "
+                         "(drop the flag for MAML)")
     train_sampler = training_sampler(cfg, splits)
     val_sampler = EpisodeSampler(splits["val"], cfg.n_way if cfg.algo == "maml" else 5, cfg.k_shot, cfg.n_query)
     learner = build_learner(cfg)
@@ -153,4 +169,8 @@ def test_accuracy(cfg: MetaConfig, learner: nn.Module, test_set) -> dict:
         acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=2, inner_steps=cfg.eval_inner_steps)
         out |= {f"test/{task}_acc": acc, f"test/{task}_ci95": ci}
         log.info("test %s: %.4f +- %.4f (%d episodes)", task, acc, ci, cfg.test_episodes)
+        if cfg.test_augment:
+            acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=2, tta=cfg.test_augment)
+            out |= {f"test/{task}_tta_acc": acc, f"test/{task}_tta_ci95": ci}
+            log.info("test %s, %d warps averaged: %.4f +- %.4f", task, cfg.test_augment, acc, ci)
     return out

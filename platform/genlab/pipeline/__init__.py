@@ -1,10 +1,12 @@
-"""The final system: text -> CLIP text encoder -> prior -> VAE decoder -> GAN refiner -> image. Pure torch."""
+"""The final system: text -> CLIP text encoder -> prior -> VAE decoder -> GAN refiner -> image, or text -> CLIP
+text encoder -> text-conditioned DDPM -> image. Pure torch."""
 
 from genlab.core.checkpoint import register_family
 from genlab.core.config import from_dict
 from genlab.pipeline.pipeline import PipelineOutput, PromptError, TextToImagePipeline
 from genlab.pipeline.prior import MixturePrior, PriorConfig
 from genlab.pipeline.refiner import Refiner, RefinerConfig, RefinerUNet
+from genlab.pipeline.text_diffusion import TextDiffusion
 
 
 def _build_from_checkpoint(config: dict):
@@ -20,4 +22,4 @@ def _build_from_checkpoint(config: dict):
 register_family("pipeline", _build_from_checkpoint)
 
 __all__ = ["MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner", "RefinerConfig",
-           "RefinerUNet", "TextToImagePipeline"]
+           "RefinerUNet", "TextDiffusion", "TextToImagePipeline"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from genlab.diffusion.config import DiffusionConfig
+from genlab.diffusion.samplers import SamplerConfig
+from genlab.diffusion.unet import UNetConfig
 from genlab.pipeline.prior import PriorConfig
 from genlab.pipeline.refiner import RefinerConfig
 
@@ -82,9 +85,40 @@ class RefinerTrainConfig:
         return "pipeline-refiner"
 
 
+def _text_ddpm() -> DiffusionConfig:
+    # chapter 5.4's class-conditional U-Net and schedule; the condition is a caption's CLIP text embedding.
+    # No FLD at the end of training: the pipeline's evaluation scores it like the prior's images.
+    return DiffusionConfig(unet=UNetConfig(channels=16, channel_mults=(1, 2, 4)), epochs=8, fld_samples=0,
+                           sampler=SamplerConfig(kind="dpm++2m", steps=20, guidance=3.0))
+
+
+@dataclass
+class TextDiffusionTrainConfig:
+    """The alternative generator: a DDPM U-Net that reads the CLIP text embedding of a caption of each training
+    image (training-template captions of its digit), with caption dropout for classifier-free guidance."""
+    parts: FrozenParts = field(default_factory=FrozenParts)
+    diffusion: DiffusionConfig = field(default_factory=_text_ddpm)
+    """The DDPM (its unet.cond_dim comes from the CLIP); its sampler is the pipeline's default sampler."""
+    seed: int = 0
+    progress: bool = True
+
+    def run_name(self) -> str:
+        return "pipeline-text-ddpm"
+
+
 def smoke_prior(cfg: PriorTrainConfig) -> PriorTrainConfig:
     return dataclasses.replace(cfg, epochs=1, max_steps_per_epoch=5, batch_size=64, progress=False)
 
 
 def smoke_refiner(cfg: RefinerTrainConfig) -> RefinerTrainConfig:
     return dataclasses.replace(cfg, epochs=1, max_steps_per_epoch=5, batch_size=32, progress=False)
+
+
+def smoke_text_diffusion(cfg: TextDiffusionTrainConfig) -> TextDiffusionTrainConfig:
+    from genlab.diffusion.config import smoke_config
+
+    d = smoke_config(cfg.diffusion)
+    d = dataclasses.replace(d, figures=False, fld_samples=0, grid_steps=0,
+                            unet=dataclasses.replace(d.unet, channel_mults=(1, 2)),
+                            sampler=dataclasses.replace(d.sampler, guidance=cfg.diffusion.sampler.guidance))
+    return dataclasses.replace(cfg, diffusion=d, progress=False)

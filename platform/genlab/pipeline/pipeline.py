@@ -4,8 +4,10 @@
     out = pipe(["a seven", "the digit 2, small, written in red"], num_images=4, seed=0)
     out.images  # refined (8, 1, 28, 28) in [0, 1]; out.raw: the VAE decodes they came from; out.timings_ms
 
-Saved as one directory: `pipeline.json` (what is where), `clip/model.safetensors` (loads in plain open_clip),
-and genlab checkpoints `prior/`, `vae/`, `refiner/`.
+Two generators behind the same call: the prior -> VAE decoder -> GAN refiner chain, or a text-conditioned DDPM
+(chapter 5.4's U-Net reading the CLIP text embedding, classifier-free guidance). Saved as one directory:
+`pipeline.json` (what is where), `clip/model.safetensors` (loads in plain open_clip), and genlab checkpoints
+`prior/`, `vae/`, `refiner/` or `diffusion/`.
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ class PipelineOutput:
     images: torch.Tensor
     """Final images (N, 1, 28, 28) in [0, 1]: refined, or the raw decodes when refine=False."""
     raw: torch.Tensor
-    """The VAE decodes (Bernoulli means) the refiner started from."""
+    """The VAE decodes (Bernoulli means) the refiner started from; the same as `images` for the DDPM."""
     latents: torch.Tensor
-    """The prior's samples z (N, latent_dim)."""
+    """The prior's samples z (N, latent_dim); (N, 0) for the DDPM, whose start is seeded noise."""
     prompts: list[str]
     """The prompt of each image (each prompt repeated num_images times, in order)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -60,15 +62,24 @@ def check_prompts(prompts: str | list[str], num_images: int) -> list[str]:
 
 
 class TextToImagePipeline:
-    """CLIP text encoder -> mixture prior -> VAE decoder -> GAN refiner. Every stage is also callable alone
-    (`encode_prompts`, `sample_latents`, `decode`, `refine`), which is how the Serve app splits it."""
+    """CLIP text encoder -> mixture prior -> VAE decoder -> GAN refiner, or CLIP text encoder -> text-conditioned
+    DDPM (`diffusion`, a TextDiffusion). Every stage is also callable alone (`encode_prompts`, `sample_latents`,
+    `decode`, `refine`, `diffuse`), which is how the Serve app splits it."""
 
-    def __init__(self, clip, tokenizer, prior, vae, refiner=None, clip_model: str = "genlab-clip-rn",
-                 device: str | torch.device = "cpu"):
+    def __init__(self, clip, tokenizer, prior=None, vae=None, refiner=None, clip_model: str = "genlab-clip-rn",
+                 device: str | torch.device = "cpu", diffusion=None):
+        if (diffusion is None) == (prior is None or vae is None):
+            raise ValueError("a pipeline generates with a prior and a VAE (+ refiner) or with a diffusion model")
         self.clip, self.tokenizer, self.clip_model = clip.eval(), tokenizer, clip_model
-        self.prior, self.vae = prior.eval(), vae.eval()
+        self.prior = prior.eval() if prior is not None else None
+        self.vae = vae.eval() if vae is not None else None
         self.refiner = refiner.eval() if refiner is not None else None  # a RefinerUNet
+        self.diffusion = diffusion
         self.device = torch.device(device)
+
+    @property
+    def generator(self) -> str:
+        return "diffusion" if self.diffusion is not None else "prior_vae"
 
     # -- stages ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -94,10 +105,18 @@ class TextToImagePipeline:
             return raw
         return (self.refiner(raw * 2 - 1, embeddings) + 1) / 2
 
+    def diffuse(self, embeddings: torch.Tensor, num_images: int, seed: int, guidance: float | None = None,
+                steps: int | None = None) -> torch.Tensor:
+        """The DDPM's images, num_images per embedding (prompt-major), reproducible from `seed` (the start noise of
+        every image of the call is drawn from it); guidance and steps default to the saved sampler's."""
+        noise = self.diffusion.start_noise(len(embeddings) * num_images, seed)
+        return self.diffusion.generate(embeddings.repeat_interleave(num_images, 0), noise, guidance, steps)
+
     # -- the call --------------------------------------------------------------------------------------------
     def __call__(self, prompts: str | list[str], num_images: int = 1, seed: int = 0,
-                 temperature: float = DEFAULT_TEMPERATURE,
-                 refine: bool = True) -> PipelineOutput:
+                 temperature: float = DEFAULT_TEMPERATURE, refine: bool = True, guidance: float | None = None,
+                 steps: int | None = None) -> PipelineOutput:
+        """`temperature` and `refine` steer the prior chain; `guidance` and `steps` the DDPM."""
         prompts = check_prompts(prompts, num_images)
         times, t = {}, time.perf_counter()
 
@@ -109,22 +128,37 @@ class TextToImagePipeline:
 
         e = self.encode_prompts(prompts)
         lap("text_encoder")
+        per_image = [p for p in prompts for _ in range(num_images)]
+        if self.diffusion is not None:
+            images = self.diffuse(e, num_images, seed, guidance, steps).cpu()
+            lap("generator")
+            return PipelineOutput(images, images, torch.zeros(len(images), 0), per_image, times)
         z = self.sample_latents(e, num_images, seed, temperature)
         lap("prior")
         raw = self.decode(z)
         lap("decoder")
         images = self.refine(raw, e.repeat_interleave(num_images, 0)) if refine else raw
         lap("refiner")
-        return PipelineOutput(images.cpu(), raw.cpu(), z.cpu(), [p for p in prompts for _ in range(num_images)],
-                              times)
+        return PipelineOutput(images.cpu(), raw.cpu(), z.cpu(), per_image, times)
 
     # -- saving and loading ----------------------------------------------------------------------------------
-    def save_pretrained(self, out: str | Path, clip_weights: str | Path, vae_checkpoint: str | Path) -> Path:
-        """Write the pipeline directory: the CLIP weights file and the VAE checkpoint are copied as they are."""
+    def save_pretrained(self, out: str | Path, clip_weights: str | Path, vae_checkpoint: str | Path | None = None,
+                        diffusion_checkpoint: str | Path | None = None) -> Path:
+        """Write the pipeline directory: the CLIP weights file and the VAE checkpoint are copied as they are; of a
+        DDPM checkpoint, its config and EMA weights (what it samples with)."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "clip").mkdir(exist_ok=True)
         shutil.copyfile(clip_weights, out / "clip" / "model.safetensors")
+        if self.diffusion is not None:
+            if diffusion_checkpoint is None:
+                raise ValueError("a diffusion pipeline is saved from its DDPM checkpoint (diffusion_checkpoint)")
+            (out / "diffusion").mkdir(exist_ok=True)  # the EMA weights: what the DDPM samples with
+            shutil.copyfile(Path(diffusion_checkpoint) / "config.json", out / "diffusion" / "config.json")
+            shutil.copyfile(Path(diffusion_checkpoint) / "ema.safetensors", out / "diffusion" / "model.safetensors")
+            save_json({"format": FORMAT, "clip_model": self.clip_model, "generator": "diffusion", "refiner": False},
+                      out / "pipeline.json")
+            return out
         vae_out = out / "vae"
         vae_out.mkdir(exist_ok=True)
         for name in ("config.json", "model.safetensors"):
@@ -135,8 +169,8 @@ class TextToImagePipeline:
             save_checkpoint(out / "refiner", family="pipeline", model=self.refiner,
                             config={"kind": "refiner_generator", "channels": self.refiner.channels,
                                     "embed_dim": self.refiner.embed_dim})
-        save_json({"format": FORMAT, "clip_model": self.clip_model, "refiner": self.refiner is not None},
-                  out / "pipeline.json")
+        save_json({"format": FORMAT, "clip_model": self.clip_model, "generator": "prior_vae",
+                   "refiner": self.refiner is not None}, out / "pipeline.json")
         return out
 
     @classmethod
@@ -151,6 +185,11 @@ class TextToImagePipeline:
         if meta.get("format") != FORMAT:
             raise ValueError(f"{path}: pipeline format {meta.get('format')} is not {FORMAT}")
         clip, _, tokenizer = create_clip(meta["clip_model"], str(path / "clip" / "model.safetensors"), device)
+        if meta.get("generator", "prior_vae") == "diffusion":
+            from genlab.pipeline.text_diffusion import TextDiffusion
+
+            return cls(clip, tokenizer, clip_model=meta["clip_model"], device=device,
+                       diffusion=TextDiffusion.load(path / "diffusion", device=device))
         refiner = load_model(path / "refiner", device=device) if meta["refiner"] else None
         return cls(clip, tokenizer, load_model(path / "prior", device=device), load_model(path / "vae", device=device),
                    refiner, meta["clip_model"], device)

@@ -21,7 +21,7 @@ from genlab.core.train_state import TrainState
 from genlab.data.captions import DIGITS
 from genlab.eval.reconstruction import to_float
 from genlab.gan.losses import discriminator_loss, generator_loss
-from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig
+from genlab.pipeline.config import FrozenParts, PriorTrainConfig, RefinerTrainConfig, TextDiffusionTrainConfig
 from genlab.pipeline.prior import MixturePrior, noised_image_embedding
 from genlab.pipeline.prompts import digit_prompts
 from genlab.pipeline.refiner import Refiner
@@ -30,9 +30,9 @@ FAMILY = "pipeline"
 EVAL_IMAGES = 2000
 
 
-def load_frozen(parts: FrozenParts, device, clip: bool = True):
-    """(clip, tokenizer, vae) in eval mode, no gradients; clip and tokenizer are None when not asked for."""
-    vae = load_model(parts.vae, device=device).requires_grad_(False)
+def load_frozen(parts: FrozenParts, device, clip: bool = True, vae: bool = True):
+    """(clip, tokenizer, vae) in eval mode, no gradients; each None when not asked for."""
+    vae = load_model(parts.vae, device=device).requires_grad_(False) if vae else None
     if not clip:
         return None, None, vae
     from genlab.multimodal.models import create_clip
@@ -183,3 +183,18 @@ def train_refiner(cfg: RefinerTrainConfig, rt: Runtime,
     return fit(rt, state, step, family=FAMILY, config=cfg, total_steps=steps_per_epoch * cfg.epochs,
                steps_per_epoch=steps_per_epoch, batch_size=cfg.batch_size, eval_fn=eval_fn,
                progress=cfg.progress, desc=cfg.run_name())
+
+
+def train_text_diffusion(cfg: TextDiffusionTrainConfig, rt: Runtime,
+                         test: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
+    """Chapter 5.4's DDPM loop with the U-Net conditioned on the CLIP text embedding of a training-template
+    caption of each image's digit (a fresh caption every time an image is seen)."""
+    from genlab.diffusion.train import train
+
+    clip, tokenizer, _ = load_frozen(cfg.parts, rt.device, vae=False)
+    captions = CaptionTable(clip, tokenizer, "train", rt.device)
+    del clip  # the table holds every caption's embedding: the text tower is not needed while training
+    d = cfg.diffusion
+    d = dataclasses.replace(d, seed=cfg.seed, progress=cfg.progress,
+                            unet=dataclasses.replace(d.unet, cond_dim=captions.embeddings.shape[1]))
+    return train(d, rt, test, condition=captions.sample)

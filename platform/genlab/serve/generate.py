@@ -2,6 +2,7 @@
 
     POST /api/generate -> TextEncoder (the search app's, batched) -> PriorStage -> ImageGenerator (VAE decoder +
     GAN refiner, batched with @serve.batch, autoscaled) -> raw and refined PNGs, stage timings
+    (a text-conditioned DDPM pipeline: TextEncoder -> DiffusionGenerator, batched and autoscaled alike)
 
 Each replica loads its stage from the pipeline directory jobs/pipeline.py writes (`TextToImagePipeline`'s format).
 """
@@ -93,22 +94,67 @@ class ImageGenerator:
         return self._generate(latents, self._with_embeddings(latents, embedding))
 
 
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
+                  autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8,
+                                      "upscale_delay_s": 5, "downscale_delay_s": 60})
+class DiffusionGenerator:
+    """The text-conditioned DDPM: a prompt's embedding, num_images, seed (and guidance) -> uint8 images
+    (N, 28, 28), the same as the pipeline's for that prompt and seed. Concurrent requests with the same guidance
+    are denoised as one batch (each image depends on its own start noise alone)."""
+
+    def __init__(self, pipeline_dir: str, batching: bool = True):
+        from genlab.pipeline.text_diffusion import TextDiffusion
+
+        _threads()
+        self.model = TextDiffusion.load(Path(pipeline_dir) / "diffusion")
+        self.batching = batching
+
+    def _generate(self, requests: list[tuple[np.ndarray, int, int, float | None]]) -> list[np.ndarray]:
+        import torch
+
+        e = torch.cat([torch.from_numpy(np.asarray(emb, np.float32))[None].repeat(n, 1) for emb, n, _, _ in requests])
+        noise = torch.cat([self.model.start_noise(n, seed) for _, n, seed, _ in requests])
+        images = (self.model.generate(e, noise, requests[0][3])[:, 0] * 255).round().to(torch.uint8).numpy()
+        bounds = np.cumsum([0] + [n for _, n, _, _ in requests])
+        return [images[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def _batched(self, requests: list[tuple]) -> list[np.ndarray]:
+        out = [None] * len(requests)
+        for guidance in {r[3] for r in requests}:  # one sampler run per guidance scale in the batch
+            idx = [i for i, r in enumerate(requests) if r[3] == guidance]
+            for i, images in zip(idx, self._generate([requests[i] for i in idx])):
+                out[i] = images
+        return out
+
+    async def generate(self, embedding: np.ndarray, num_images: int, seed: int,
+                       guidance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(images, images): the DDPM has no raw stage; the pair keeps the prior chain's response shape."""
+        request = (embedding, num_images, seed, guidance)
+        images = await self._batched(request) if self.batching else self._generate([request])[0]
+        return images, images
+
+
 class GenerateRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="what to draw, e.g. 'a seven'")
     num_images: int = Field(4, ge=1, le=MAX_SERVED_IMAGES, description=f"images (1..{MAX_SERVED_IMAGES})")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="same prompt + seed = same images")
     temperature: float = Field(DEFAULT_TEMPERATURE, ge=0.0, le=2.0,
                                description="scale of the prior's noise (0: most typical, 1: the fitted prior)")
+    guidance: float | None = Field(None, ge=0.0, le=20.0, description="classifier-free guidance scale of a DDPM "
+                                   "pipeline (default: the one it was saved with); the prior chain ignores it")
 
 
 class GenerateResponse(BaseModel):
     prompt: str
+    generator: str = Field(description="'prior_vae' (prior -> VAE decoder -> refiner) or 'diffusion' (DDPM)")
     seed: int
     num_images: int
     temperature: float
     timings_ms: dict[str, float]
     images: list[str] = Field(description="refined images, PNG data URLs")
-    raw: list[str] = Field(description="the VAE decodes they were refined from, PNG data URLs")
+    raw: list[str] = Field(description="the VAE decodes they were refined from, PNG data URLs (the DDPM: its "
+                                       "images again)")
 
 
 def data_url(image: np.ndarray) -> str:
@@ -127,15 +173,20 @@ def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
 
 
 async def run_pipeline(text, prior, generator, req: GenerateRequest) -> dict:
-    """The three stages through their handles; returns the response dict (images as uint8 arrays)."""
-    times, t0 = {}, time.perf_counter()
+    """The stages through their handles (no prior: the DDPM generator reads the embedding itself); returns the
+    response dict (images as uint8 arrays)."""
+    t0 = time.perf_counter()
     embedding = await text.encode.remote(req.prompt.strip())
     t1 = time.perf_counter()
-    latents = await prior.sample.remote(embedding, req.num_images, req.seed, req.temperature)
-    t2 = time.perf_counter()
-    raw, refined = await generator.generate.remote(latents, embedding)
+    times = {"text_encoder": (t1 - t0) * 1e3}
+    if prior is None:
+        raw, refined = await generator.generate.remote(embedding, req.num_images, req.seed, req.guidance)
+    else:
+        latents = await prior.sample.remote(embedding, req.num_images, req.seed, req.temperature)
+        times["prior"] = (time.perf_counter() - t1) * 1e3
+        raw, refined = await generator.generate.remote(latents, embedding)
     t3 = time.perf_counter()
-    times = {"text_encoder": (t1 - t0) * 1e3, "prior": (t2 - t1) * 1e3, "generator": (t3 - t2) * 1e3,
-             "total": (t3 - t0) * 1e3}
-    return {"prompt": req.prompt, "seed": req.seed, "num_images": req.num_images, "temperature": req.temperature,
+    times |= {"generator": (t3 - t0) * 1e3 - sum(times.values()), "total": (t3 - t0) * 1e3}
+    return {"prompt": req.prompt, "generator": "prior_vae" if prior is not None else "diffusion", "seed": req.seed,
+            "num_images": req.num_images, "temperature": req.temperature,
             "timings_ms": {k: round(v, 2) for k, v in times.items()}, "raw_arrays": raw, "refined_arrays": refined}

@@ -38,8 +38,8 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, 
 from ray.serve.handle import DeploymentHandle
 
 from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
-                                   GenerateRequest, GenerateResponse, ImageGenerator, PriorStage, data_url, grid,
-                                   run_pipeline)
+                                   DiffusionGenerator, GenerateRequest, GenerateResponse, ImageGenerator, PriorStage,
+                                   data_url, grid, run_pipeline)
 from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, png_bytes, resolve_folder
 from genlab.serve.search_backends import REPO, ImageEncoder, IndexStore, TextEncoder, repo_path
 
@@ -252,11 +252,15 @@ class SearchApi:
                            n: Annotated[int, Query(ge=1, le=MAX_SERVED_IMAGES, description="images")] = 4,
                            seed: Annotated[int, Query(ge=0, le=MAX_SEED)] = 0,
                            temperature: Annotated[float, Query(ge=0.0, le=2.0)] = DEFAULT_TEMPERATURE,
+                           guidance: Annotated[float | None, Query(ge=0.0, le=20.0)] = None,
                            stage: Annotated[Literal["both", "refined", "raw"], Query()] = "both"):
-        """A PNG grid (row 1: raw decodes, row 2: refined, for stage=both); timings in the X-Timings-Ms header."""
-        out = await self._generate(GenerateRequest(prompt=q, num_images=n, seed=seed, temperature=temperature))
+        """A PNG grid (row 1: raw decodes, row 2: refined, for stage=both; a DDPM pipeline: its one row);
+        timings in the X-Timings-Ms header."""
+        out = await self._generate(GenerateRequest(prompt=q, num_images=n, seed=seed, temperature=temperature,
+                                                   guidance=guidance))
         rows = {"both": [out["raw_arrays"], out["refined_arrays"]], "raw": [out["raw_arrays"]],
                 "refined": [out["refined_arrays"]]}[stage]
+        rows = rows[-1:] if out["generator"] == "diffusion" else rows
         return Response(png_bytes(grid(rows)), media_type="image/png",
                         headers={"X-Timings-Ms": json.dumps(out["timings_ms"]), "Cache-Control": "no-store"})
 
@@ -366,7 +370,10 @@ def build_app(args: dict) -> serve.Application:
     stages = {}
     if pipeline:
         directory = str(pipeline_path(pipeline))
-        stages = {"prior": PriorStage.bind(directory), "generator": ImageGenerator.bind(directory, batching)}
+        if (Path(directory) / "diffusion").exists():  # a text-conditioned DDPM pipeline: no prior stage
+            stages = {"generator": DiffusionGenerator.bind(directory, batching)}
+        else:
+            stages = {"prior": PriorStage.bind(directory), "generator": ImageGenerator.bind(directory, batching)}
     return SearchApi.bind(
         TextEncoder.bind(model, weights, batching),
         ImageEncoder.bind(model, weights, batching),

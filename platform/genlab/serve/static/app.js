@@ -149,9 +149,15 @@ async function generate(event) {
                              temperature: Number($("temperature").value) }),
     });
     const t = r.timings_ms;
-    $("generate-summary").textContent = `${r.num_images} images for “${r.prompt}” (seed ${r.seed}) in ` +
-      `${t.total} ms: text encoder ${t.text_encoder}, prior ${t.prior}, decoder + refiner ${t.generator} ms`;
-    $("generated").replaceChildren(imageRow("VAE decode", r.raw, "raw"), imageRow("refined", r.images, "refined"));
+    const head = `${r.num_images} images for “${r.prompt}” (seed ${r.seed}) in ${t.total} ms: `;
+    if (r.generator === "diffusion") {  // a text-conditioned DDPM: one stage after the text encoder, no raw row
+      $("generate-summary").textContent = head + `text encoder ${t.text_encoder}, DDPM ${t.generator} ms`;
+      $("generated").replaceChildren(imageRow("DDPM", r.images, "refined"));
+    } else {
+      $("generate-summary").textContent = head +
+        `text encoder ${t.text_encoder}, prior ${t.prior}, decoder + refiner ${t.generator} ms`;
+      $("generated").replaceChildren(imageRow("VAE decode", r.raw, "raw"), imageRow("refined", r.images, "refined"));
+    }
   } catch (err) {
     $("generate-summary").textContent = "";
     showError(err.message);
