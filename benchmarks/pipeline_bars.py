@@ -155,20 +155,31 @@ def one_image_latency(pipe, calls: int = 30) -> dict:
     return {"p50_ms": float(np.percentile(times[3:], 50)), "p95_ms": float(np.percentile(times[3:], 95))}
 
 
-def generators(run: Path, guidance_per_digit: int) -> dict:
-    """The prior chain and the text-conditioned DDPM of one run (same CLIP): each one's report (the job's
-    evaluation), in-process latency, training cost; the DDPM's faithfulness at other guidance scales."""
+def clip_scores(run: Path) -> dict:
+    """The zero-shot and held-out-template scores of the CLIP a pipeline run was built on (its final evaluation)."""
+    clip = Path(load_json(run / "job.json")["clip"])
+    path = (clip if clip.is_dir() else clip.parent) / "metrics.jsonl"
+    keys = ("test/zero_shot_mnist_top1", "test/test_templates_attribute_exact_top1")
+    recs = [r for r in read_metrics(path) if keys[0] in r] if path.exists() else []
+    return {"run": clip.name, **({k.split("/")[1]: recs[-1][k] for k in keys} if recs else {})}
+
+
+def generators(run: Path, per_digit: int, guidance_per_digit: int) -> dict:
+    """The prior chain and the text-conditioned DDPM of one run (same CLIP), both evaluated here on the same
+    `per_digit` held-out-template prompts per digit (the job's own reports may use other sizes; FLD depends on N):
+    faithfulness, FLD ratio, diversity, in-process latency, training cost; the DDPM at other guidance scales."""
     from genlab.pipeline import TextToImagePipeline
+    from genlab.pipeline.evaluate import evaluate_pipeline
 
     cost = stage_cost(run)
     out = {}
-    for name, pipe_dir, report, stages in (("prior_vae", "pipeline", "report.json", ("vae", "prior", "refiner")),
-                                           ("diffusion", "pipeline_ddpm", "ddpm/report.json", ("text_ddpm",))):
-        if not (run / report).exists():
-            raise SystemExit(f"{run / report} is missing: run `python jobs/pipeline.py --text-ddpm ...` to the end "
-                             "(or resume it with --ray.resume)")
+    for name, pipe_dir, stages in (("prior_vae", "pipeline", ("vae", "prior", "refiner")),
+                                   ("diffusion", "pipeline_ddpm", ("text_ddpm",))):
+        if not (run / pipe_dir / "pipeline.json").exists():
+            raise SystemExit(f"{run / pipe_dir} is missing: run `python jobs/pipeline.py --text-ddpm ...` (or resume "
+                             "it with --ray.resume)")
         pipe = TextToImagePipeline.from_pretrained(run / pipe_dir)
-        r = load_json(run / report)
+        r = evaluate_pipeline(pipe, per_digit)
         out[name] = {k: r[k] for k in REPORT_KEYS} | {"latency_1_image": one_image_latency(pipe),
                                                       "train": {s: cost[s] for s in stages if s in cost}}
         if name == "diffusion":
@@ -203,9 +214,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.generators:
         out = {"run": run.name, **stamp, "threads": args.threads, "guidance_per_digit": args.guidance_per_digit,
-               "generators": generators(run, args.guidance_per_digit),
+               "generators": generators(run, args.per_digit, args.guidance_per_digit), "clip": clip_scores(run),
                "command": "python jobs/pipeline.py --clip <CLIP run> --text-ddpm --ray.precision bf16, then "
-                          f"python benchmarks/pipeline_bars.py --run <that run> --generators --threads {args.threads}"}
+                          f"python benchmarks/pipeline_bars.py --run <that run> --generators --per-digit "
+                          f"{args.per_digit} --guidance-per-digit {args.guidance_per_digit} --threads {args.threads}"}
         (HERE / "results" / "pipeline_generators.json").write_text(json.dumps(out, indent=2) + "\n")
         return
     from genlab.pipeline import TextToImagePipeline
