@@ -31,5 +31,10 @@ class ProtoNet(nn.Module):
                 n_way: int) -> torch.Tensor:
         """Logits (Q, n_way) = -||f(query) - c_k||^2. The support labels are an explicit argument."""
         z = self.encoder(torch.cat([support, query]))  # one pass: BatchNorm sees the whole episode
-        protos = prototypes(z[: len(support)], support_labels, n_way)
-        return -squared_distances(z[len(support):], protos)
+        return self.logits(z, support_labels, n_way)
+
+    @staticmethod
+    def logits(z: torch.Tensor, support_labels: torch.Tensor, n_way: int) -> torch.Tensor:
+        """Logits of the query embeddings from the embeddings (support first, then queries) of one episode."""
+        protos = prototypes(z[: len(support_labels)], support_labels, n_way)
+        return -squared_distances(z[len(support_labels):], protos)

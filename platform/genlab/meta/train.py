@@ -19,7 +19,7 @@ from genlab.eval.fewshot import mean_ci95
 from genlab.meta.config import MetaConfig, parse_task
 from genlab.meta.encoders import Conv4
 from genlab.meta.maml import MAML
-from genlab.meta.protonet import ProtoNet, prototypes, squared_distances
+from genlab.meta.protonet import ProtoNet
 
 log = logging.getLogger(__name__)
 FAMILY = "meta"
@@ -72,8 +72,7 @@ def tta_logits(learner: ProtoNet, ep: Episode, copies: int, generator: torch.Gen
     x = torch.cat([ep.support, ep.query])
     warped = [x] + [random_affine(x, generator) for _ in range(copies)]
     z = learner.encoder(torch.cat(warped)).view(copies + 1, len(x), -1).mean(0)
-    protos = prototypes(z[: len(ep.support)], ep.support_labels, ep.n_way)
-    return -squared_distances(z[len(ep.support):], protos)
+    return learner.logits(z, ep.support_labels, ep.n_way)
 
 
 def evaluate(learner: nn.Module, sampler: EpisodeSampler, episodes: int, seed: int,
