@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -159,24 +160,81 @@ def test_pretrained_tags_fail_clearly_offline():
     assert set(OUR_MODELS) == {"genlab-clip-rn", "genlab-clip-vit"}
 
 
-def _loss_and_grads(rank, world, model, images, tokens):
-    loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, rank=rank, world_size=world)
+def _sides(caption: str) -> dict:
+    """Colour -> side, read from a two-object caption by hand (a reference independent of `hard_negative`)."""
+    colour = lambda text: next(w for w in text.split() if w in C.COLOURS)  # noqa: E731
+    for relation, first, second in ((" to the left of ", "left", "right"), (" to the right of ", "right", "left")):
+        if relation in caption:
+            x, y = caption.split(relation)
+            return {colour(x): first, colour(y): second}
+    x, s1, y, s2 = re.match(r"^(.+) on the (left|right) and (.+) on the (left|right)$", caption).groups()
+    return {colour(x): s1, colour(y): s2}
+
+
+def test_hard_negatives_name_the_same_things_in_a_way_that_does_not_fit(rows):
+    """Sides swapped for two objects with sides (applied twice: the caption again), colours swapped for "next to",
+    one colour replaced otherwise; deterministic; the token path gives the text path's tokens."""
+    colours = set(C.COLOURS)
+    seen = set()
+    for r in rows["train"] + rows["test_templates"]:
+        cap, neg, template = r["caption"], C.hard_negative(r["caption"]), r["attrs"]["template"]
+        seen.add(template)
+        assert neg != cap and neg == C.hard_negative(cap)
+        words, neg_words = re.findall(r"[\w-]+", cap), re.findall(r"[\w-]+", neg)
+        if "side" in r["attrs"]["named"]:
+            assert sorted(words) == sorted(neg_words) and C.hard_negative(neg) == cap
+            a, b = (o["colour"] for o in r["attrs"]["objects"])  # left, right
+            if a != b:  # the caption puts the left object's colour on the left; the negative on the right
+                assert _sides(cap) == {a: "left", b: "right"} and _sides(neg) == {a: "right", b: "left"}, (cap, neg)
+        elif template == "_t2_next" and len({o["colour"] for o in r["attrs"]["objects"]}) == 2:
+            a, b = (o["colour"] for o in r["attrs"]["objects"])
+            assert [w for w in neg_words if w in colours] == [w for w in words if w in colours][::-1]
+        else:
+            changed = [(w, v) for w, v in zip(words, neg_words) if w != v and w not in ("a", "an")]
+            assert len(changed) == 1 and changed[0][0] in colours and changed[0][1] in colours
+    assert {"_t2_sides", "_t2_left_of", "_t2_sides_reversed", "_t2_next", "_h2_right_of", "_t_bare"} <= seen
+    caps = [r["caption"] for r in rows["train"][:64]]
+    assert torch.equal(C.hard_negative_tokens(C.tokenize(caps)), C.tokenize([C.hard_negative(c) for c in caps]))
+    with pytest.raises(ValueError, match="not one of genlab's caption templates"):
+        C.hard_negative("a photo of a dog")
+
+
+def test_hard_negative_loss_scores_images_against_captions_and_negatives():
+    from genlab.multimodal.loss import HardNegativeClipLoss
+
+    torch.manual_seed(0)
+    img, txt, neg = (torch.nn.functional.normalize(torch.randn(6, 8), dim=1) for _ in range(3))
+    scale = torch.tensor(10.0)
+    plain = open_clip.ClipLoss(local_loss=True, gather_with_grad=True)(img, txt, scale)
+    assert torch.allclose(HardNegativeClipLoss()(img, txt, scale), plain)
+    labels = torch.arange(6)
+    expected = (torch.nn.functional.cross_entropy(scale * img @ torch.cat([txt, neg]).T, labels)
+                + torch.nn.functional.cross_entropy(scale * txt @ img.T, labels)) / 2
+    got = HardNegativeClipLoss()(img, txt, scale, neg)
+    assert torch.allclose(got, expected) and got > plain  # a negative can only add to the image -> text loss
+
+
+def _loss_and_grads(rank, world, model, images, tokens, hard_negatives=False):
+    from genlab.multimodal.loss import HardNegativeClipLoss
+
+    loss_fn = HardNegativeClipLoss(rank=rank, world_size=world)
     n = len(images) // world
     sl = slice(rank * n, (rank + 1) * n)
-    img, txt, scale = model(prepare_images(images[sl], model), tokens[sl])
-    loss = loss_fn(img, txt, scale)
+    texts = torch.cat([tokens[sl], C.hard_negative_tokens(tokens[sl])]) if hard_negatives else tokens[sl]
+    img, txt, scale = model(prepare_images(images[sl], model), texts)
+    loss = loss_fn(img, txt[:n], scale, txt[n:] if hard_negatives else None)
     model.zero_grad()
     loss.backward()
     return loss.detach(), torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 
-def _rank_worker(rank, world, port, out_dir):
+def _rank_worker(rank, world, port, out_dir, hard_negatives):
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     model, images, tokens = _fixed_model_and_batch()
-    loss, grads = _loss_and_grads(rank, world, model, images, tokens)
+    loss, grads = _loss_and_grads(rank, world, model, images, tokens, hard_negatives)
     dist.all_reduce(loss), dist.all_reduce(grads)  # what DDP does: mean over ranks
     if rank == 0:
         torch.save({"loss": loss / world, "grads": grads / world}, Path(out_dir) / "ranks.pt")
@@ -189,21 +247,22 @@ def _fixed_model_and_batch():
     model.eval()  # BatchNorm in eval: per-rank batch statistics would differ from the global batch's
     rows = C.make_rows("train", 8, seed=0)
     images = torch.from_numpy(np.stack([r["image"] for r in rows]))
-    return model, images, tokenizer([r["caption"] for r in rows])
+    return model, images, C.tokenize([r["caption"] for r in rows])
 
 
-def test_clip_loss_on_two_ranks_equals_the_global_batch(tmp_path):
+@pytest.mark.parametrize("hard_negatives", [False, True])
+def test_clip_loss_on_two_ranks_equals_the_global_batch(tmp_path, hard_negatives):
     """ClipLoss(local_loss, gather_with_grad) on 2 gloo ranks, gradients averaged as DDP does, gives the loss and
-    gradients of one process holding the whole batch: the negatives come from every rank."""
+    gradients of one process holding the whole batch: the negatives (and hard negatives) come from every rank."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_rank_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_worker, args=(2, port, str(tmp_path), hard_negatives), nprocs=2, join=True)
     ranks = torch.load(tmp_path / "ranks.pt")
     model, images, tokens = _fixed_model_and_batch()
-    loss, grads = _loss_and_grads(0, 1, model, images, tokens)
+    loss, grads = _loss_and_grads(0, 1, model, images, tokens, hard_negatives)
     assert torch.allclose(ranks["loss"], loss, atol=1e-5)
     assert torch.allclose(ranks["grads"], grads, atol=1e-5, rtol=1e-4)
 

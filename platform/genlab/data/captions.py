@@ -14,8 +14,11 @@ test-split objects). Written once to parquet (`id`, `image` raw bytes, `caption`
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,11 +245,16 @@ def make_rows(split: str, n: int, seed: int = 0, two_object_frac: float = 0.25, 
     return rows
 
 
-def tokenize(captions: list[str]) -> torch.Tensor:
-    """open_clip's BPE tokens (its vocabulary ships in the package), `CONTEXT_LENGTH` per caption."""
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
     import open_clip
 
-    tokens = open_clip.get_tokenizer("ViT-B-32", context_length=CONTEXT_LENGTH)(captions)
+    return open_clip.get_tokenizer("ViT-B-32", context_length=CONTEXT_LENGTH)  # reads the BPE vocabulary: once
+
+
+def tokenize(captions: list[str]) -> torch.Tensor:
+    """open_clip's BPE tokens (its vocabulary ships in the package), `CONTEXT_LENGTH` per caption."""
+    tokens = _tokenizer()(captions)
     too_long = [c for c, t in zip(captions, tokens) if int(t[-1]) != 0]
     if too_long:
         raise ValueError(f"captions longer than {CONTEXT_LENGTH} tokens: {too_long[:3]}")
@@ -292,3 +300,45 @@ def read_caption_table(directory: str | Path) -> dict:
             "captions": table.column("caption").to_pylist(),
             "attrs": [json.loads(a) for a in table.column("attrs").to_pylist()],
             "labels": torch.from_numpy(table.column("label").to_numpy().astype(np.int64))}
+
+
+# Hard negatives (NegCLIP, Yuksekgonul et al. 2023): for each caption, one that differs only in what a
+# bag-of-words model cannot see. Two objects with sides: the same words with the objects swapped (the caption of
+# the mirrored canvas); "next to": the two colours swapped; one object: its colour replaced.
+_SWAPS = [(re.compile(r"^(.+?) on the left and (.+?) on the right$"), "{1} on the left and {0} on the right"),
+          (re.compile(r"^(.+?) on the right and (.+?) on the left$"), "{1} on the right and {0} on the left"),
+          (re.compile(r"^(.+?) to the left of (.+)$"), "{1} to the left of {0}"),
+          (re.compile(r"^(.+?) to the right of (.+)$"), "{1} to the right of {0}")]
+_COLOUR_WORD = re.compile(r"\b(?:(an?) )?(" + "|".join(COLOURS) + r")\b")
+
+
+def hard_negative(caption: str) -> str:
+    """A caption of the same words (or one colour changed) that does not describe the canvas `caption` does.
+    Deterministic in the caption's characters (the replacement colour comes from their CRC), so a resumed run draws the same."""
+    caption = " ".join(caption.split())
+    for pattern, swapped in _SWAPS:
+        m = pattern.match(caption)
+        if m:
+            return swapped.format(*m.groups())
+    found = list(_COLOUR_WORD.finditer(caption))
+    if len(found) == 2 and found[0].group(2) != found[1].group(2):  # "next to": swap the two colours
+        new = [found[1].group(2), found[0].group(2)]
+    elif found:  # one colour (or two equal ones): replace the first by another colour
+        k = COLOUR_NAMES.index(found[0].group(2))
+        new = [COLOUR_NAMES[(k + 1 + zlib.crc32(caption.replace(' ', '').encode()) % (len(COLOUR_NAMES) - 1)) % len(COLOUR_NAMES)]]
+    else:
+        raise ValueError(f"no colour and no sides in caption {caption!r}: not one of genlab's caption templates")
+    out, last = [], 0
+    for m, colour in zip(found, new):
+        article = "" if m.group(1) is None else _article(colour) + " "
+        out += [caption[last:m.start()], article + colour]
+        last = m.end()
+    return "".join(out) + caption[last:]
+
+
+def hard_negative_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, L) caption tokens -> (B, L) tokens of each caption's `hard_negative`."""
+    from open_clip.tokenizer import decode
+
+    texts = [decode(t).split("<start_of_text>")[-1].split("<end_of_text>")[0] for t in tokens.cpu()]
+    return tokenize([hard_negative(t) for t in texts]).to(tokens.device)[:, :tokens.shape[1]]

@@ -16,6 +16,9 @@ class ClipConfig:
     """Passes over the training pairs."""
     batch_size: int = 256
     """Global batch (split across workers; the contrastive loss gathers features from every rank)."""
+    hard_negatives: bool = False
+    """NegCLIP: score each image also against its caption with the objects' sides or a colour swapped, so word
+    order and binding matter (the held-out "B to the right of A"; costs the text tower a second batch)."""
     lr: float = 1e-3
     """AdamW peak learning rate."""
     weight_decay: float = 0.1

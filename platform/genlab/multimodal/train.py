@@ -2,7 +2,9 @@
 
 The loss is open_clip's `ClipLoss` with `local_loss` and `gather_with_grad`: each rank scores its own images
 against every rank's captions (and back), so N workers see the same negatives as one worker with the global
-batch. The temperature is learned and clamped to <= 100 after each step, as open_clip's trainer does.
+batch; with `hard_negatives`, each image is also scored against a caption of the same words that does not fit it
+(`genlab.data.captions.hard_negative`, `genlab.multimodal.loss`). The temperature is learned and clamped to
+<= 100 after each step, as open_clip's trainer does.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 
-import open_clip
 import torch
 
 from genlab.core import loop
@@ -18,8 +19,10 @@ from genlab.core.harness import fit
 from genlab.core.runtime import Runtime
 from genlab.core.seeding import seed_everything
 from genlab.core.train_state import TrainState
+from genlab.data.captions import hard_negative_tokens
 from genlab.data.mnist import load_dataset
 from genlab.multimodal.config import ClipConfig
+from genlab.multimodal.loss import HardNegativeClipLoss
 from genlab.multimodal.models import FAMILY, create_clip, prepare_images
 
 log = logging.getLogger(__name__)
@@ -45,16 +48,19 @@ def train(cfg: ClipConfig, rt: Runtime, test=None) -> dict:
     steps_per_epoch = loop.steps_per_epoch(rt.num_examples("train"), cfg.batch_size, cfg.max_steps_per_epoch)
     sched = loop.warmup_cosine(opt, steps_per_epoch * cfg.epochs, cfg.warmup_steps)
     state = TrainState(model, {"optimizer": opt}, {"scheduler": sched})
-    loss_fn = open_clip.ClipLoss(local_loss=True, gather_with_grad=True, rank=rt.rank, world_size=rt.world_size)
+    loss_fn = HardNegativeClipLoss(rank=rt.rank, world_size=rt.world_size)
     evaluation = ClipEvaluation(cfg, tokenizer, rt.device)
 
     def step(batch) -> dict[str, torch.Tensor]:
         # ALGO LOGIC: symmetric InfoNCE over the global batch, learnable temperature
         images, tokens = batch
+        texts = tokens[:, :context]
+        if cfg.hard_negatives:  # one pass of the text tower over captions and negatives
+            texts = torch.cat([texts, hard_negative_tokens(tokens)[:, :context]])
         with rt.autocast():
-            image_features, text_features, logit_scale = state.module()(prepare_images(images, model),
-                                                                        tokens[:, :context])
-            loss = loss_fn(image_features, text_features, logit_scale)
+            image_features, text_features, logit_scale = state.module()(prepare_images(images, model), texts)
+            negatives = text_features[len(images):] if cfg.hard_negatives else None
+            loss = loss_fn(image_features, text_features[:len(images)], logit_scale, negatives)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
