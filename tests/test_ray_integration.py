@@ -51,6 +51,29 @@ def gan_on_faces():
     return "genlab.gan.train:train", cfg, ("train/loss_d", [1, 2, 3, 4]), ["epochs/samples_epoch001.png", "epochs/samples_epoch002.png"]
 
 
+def test_ray_data_embeds_a_caption_split_in_many_blocks_over_two_actors_as_one_loop_does(local_ray, tmp_path):
+    """The index's Ray Data path: small read blocks (so results stream back) spread over two actors give every
+    row once, with exactly the embeddings of the in-process loop."""
+    from genlab.core.checkpoint import save_checkpoint
+    from genlab.data.shards import ensure_shards
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.multimodal.embed import embed_in_process
+    from genlab.multimodal.models import create_clip
+
+    torch.manual_seed(0)
+    weights = str(save_checkpoint(tmp_path / "ckpt", family="clip", config={"model": "genlab-clip-rn"},
+                                  model=create_clip("genlab-clip-rn")[0]) / "model.safetensors")
+    source = ensure_shards("captions_small", "test_combos")
+    ids, emb = embed_in_process(source, "genlab-clip-rn", weights, 64, progress=False)
+    timings = {}
+    ray_ids, ray_emb = embed_with_ray(source, "genlab-clip-rn", weights, 64, actors=2, cpus_per_actor=1.5,
+                                      threads_per_actor=1, rows_per_block=50, progress=False, timings=timings)
+    assert sorted(ray_ids) == sorted(ids) and len(ray_ids) == len(ids) == 500
+    order = {i: j for j, i in enumerate(ray_ids)}
+    assert torch.allclose(ray_emb[[order[i] for i in ids]], emb, atol=1e-5)
+    assert timings["first_batch_rows"] <= 64
+
+
 def ddpm_on_faces32():
     from genlab.diffusion import DiffusionConfig, SamplerConfig, ScheduleConfig, UNetConfig
 
