@@ -124,6 +124,33 @@ def test_killed_worker_restarts_and_finishes_from_its_checkpoint(cluster, two_no
     assert out["metrics"]["eval/neg_elbo_nats"] == pytest.approx(reference["eval/neg_elbo_nats"], rel=1e-4)
 
 
+def test_the_index_embedding_pool_spreads_over_the_nodes(cluster, tmp_path):
+    """jobs/index.py's Ray Data path on two nodes: one image-tower actor per node (each needs the resource a node
+    has one of), every row embedded once and exactly as by the in-process loop."""
+    import torch
+    from ray.util.state import list_actors
+
+    from genlab.core.checkpoint import save_checkpoint
+    from genlab.data.shards import ensure_shards
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.multimodal.embed import embed_in_process
+    from genlab.multimodal.models import create_clip
+
+    torch.manual_seed(0)
+    weights = str(save_checkpoint(tmp_path / "ckpt", family="clip", config={"model": "genlab-clip-rn"},
+                                  model=create_clip("genlab-clip-rn")[0]) / "model.safetensors")
+    source = ensure_shards("captions_small", "test_combos")
+    ids, emb = embed_in_process(source, "genlab-clip-rn", weights, 64, progress=False)
+    ray_ids, ray_emb = embed_with_ray(source, "genlab-clip-rn", weights, 64, actors=2, cpus_per_actor=1,
+                                      threads_per_actor=1, rows_per_block=50, actor_resources=ONE_PER_NODE,
+                                      progress=False)
+    order = {i: j for j, i in enumerate(ray_ids)}
+    assert len(ray_ids) == len(order) == len(ids) == 500
+    assert torch.allclose(ray_emb[[order[i] for i in ids]], emb, atol=1e-5)
+    pool = [a for a in list_actors(detail=True, limit=1000) if "Embedder" in a.class_name]
+    assert {a.node_id for a in pool} == {cluster["head"], cluster["b"]}
+
+
 def test_tune_trials_spread_over_the_nodes(cluster, tmp_path):
     from genlab.distributed.tune_sweeps import SweepConfig, run_sweep, vae_space, vae_trial
 

@@ -16,7 +16,7 @@ from genlab.multimodal.embed import Embedder, check_parquet_source, count_rows, 
 
 def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
                    actors: int = 1, cpus_per_actor: float = 1.0, threads_per_actor: int = 0,
-                   rows_per_block: int = 4096, read_cpus: float = 0.25,
+                   rows_per_block: int = 4096, read_cpus: float = 0.25, actor_resources: dict | None = None,
                    progress: bool = True, timings: dict | None = None) -> tuple[list[str], torch.Tensor]:
     """(ids, L2-normalised embeddings) of a parquet directory (`id`, raw `image`) or an image folder.
     `timings` (if given) gets `first_batch_s` and `first_batch_rows`: the pipeline's start-up (actors start,
@@ -25,7 +25,9 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
     with `threads_per_actor` threads (0: all of the node's).
     Blocks of about `rows_per_block` rows: Ray 2.60's parquet reader otherwise coalesces 100k rows into 3 blocks,
     and an actor hands back a block only when it has embedded all of it (measured: the first embeddings after
-    25 of 29 s). Read tasks take `read_cpus` each, so they run beside actors that fill the node."""
+    25 of 29 s). Read tasks take `read_cpus` each, so they run beside actors that fill the node.
+    `actor_resources`: custom resources each actor needs (e.g. {"genlab_worker": 1}, one per node: the pool
+    spreads over the nodes)."""
     ray = init_ray()
     source = Path(source).resolve()
     rows = count_rows(source)
@@ -45,7 +47,8 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
     threads = threads_per_actor or max(1, int(ray.cluster_resources().get("CPU", 1)))
     ds = ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "pretrained": pretrained,
                                                          "threads": threads},
-                        batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=cpus_per_actor)
+                        batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                        num_cpus=cpus_per_actor, resources=actor_resources or None)
     ids, embs = [], []
     t0 = time.perf_counter()
     with tqdm(total=rows, desc="embed (Ray Data)", unit="img", disable=not progress) as bar:
