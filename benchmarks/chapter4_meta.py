@@ -84,7 +84,8 @@ PRESETS |= {
     # 96.88% with TTA above, 0.12 short: twice the updates (3k -> 10k gave +1.1 points), all else fixed
     "protonet_hand40_20k": (replace(LONG, data=HAND_ONLY, n_way=40, test_augment=8, episodes=20000, eval_every=2000),
                             f"{HAND_FLAGS} {LONG_FLAGS.replace('n-way 20', 'n-way 40')} --train.test-augment 8"
-                            .replace("episodes 10000 --train.eval-every 1000", "episodes 20000 --train.eval-every 2000")),
+                            .replace("episodes 10000 --train.eval-every 1000",
+                                     "episodes 20000 --train.eval-every 2000")),
     "maml_hand": (replace(MAML, data=HAND_ONLY, augment=True), f"--train.algo maml {HAND_FLAGS} --train.n-query 5 "
                   "--train.tasks-per-batch 8 --train.episodes 2000"),
 }

@@ -27,6 +27,7 @@ sys.path.insert(0, str(HERE.parent / "platform"))
 
 from genlab.core.config import load_json  # noqa: E402
 from genlab.distributed.trainer import final_metrics  # noqa: E402
+from genlab.multimodal.config import ClipConfig  # noqa: E402
 
 
 def machine() -> str:
@@ -53,7 +54,9 @@ def record_train(run: Path) -> None:
                         "curve": [{k: r[k] for k in r if k.startswith(("eval/", "epoch"))} for r in epochs],
                         "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
                         "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
-                                                            if config["model"] != "genlab-clip-rn" else "")})
+                                                            if config["model"] != "genlab-clip-rn" else "")
+                        + ("" if config.get("hard_negatives") == ClipConfig.hard_negatives
+                           else f" --train.{'' if config.get('hard_negatives') else 'no-'}hard-negatives")})
 
 
 def profile(batch: int, reps: int) -> None:
@@ -103,8 +106,9 @@ def profile(batch: int, reps: int) -> None:
     save("clip_profile", out)
 
 
-def bench_index(run: Path, n_queries: int, batch: int) -> None:
-    """100k caption images embedded in-process and by Ray Data (same model); exact and faiss queries."""
+def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_actor: int) -> None:
+    """100k caption images embedded in-process (before and after Ray Data: the in-process rate moves between runs
+    here, the ratio is against their mean) and by Ray Data (same model); exact and faiss queries."""
     from genlab.data.shards import ensure_shards
     from genlab.distributed.embed import embed_with_ray
     from genlab.distributed.env import init_ray
@@ -120,16 +124,22 @@ def bench_index(run: Path, n_queries: int, batch: int) -> None:
     out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
     init_ray()  # the cluster's start-up is not part of the embedding; the pipeline's (actors, imports) is
     t0, tray = time.perf_counter(), {}
-    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=1, cpus_per_actor=1.0,
-                                      threads_per_actor=2, timings=tray)
-    out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": 1,
-                       "threads_per_actor": 2, **tray}
-    for k in ("in_process", "ray_data"):
+    # the actors share the node's 2 CPUs with the read tasks (a quarter CPU each)
+    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=actors,
+                                      cpus_per_actor=(2 - 0.25) / actors, threads_per_actor=threads_per_actor,
+                                      timings=tray)
+    out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": actors,
+                       "threads_per_actor": threads_per_actor, **tray}
+    t0, tin = time.perf_counter(), {}
+    embed_in_process(source, name, weights, batch, timings=tin)
+    out["in_process_after"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
+    for k in ("in_process", "ray_data", "in_process_after"):
         r = out[k]
         r["images_per_s"] = r["images"] / r["wall_s"]
         # steady state: from the first embedded batch on (start-up excluded, reported as first_batch_s)
         r["steady_images_per_s"] = (r["images"] - r["first_batch_rows"]) / (r["wall_s"] - r["first_batch_s"])
-    out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
+    local = (out["in_process"]["images_per_s"] + out["in_process_after"]["images_per_s"]) / 2
+    out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / local
     out["ray_vs_in_process_steady"] = (out["ray_data"]["steady_images_per_s"]
                                        / out["in_process"]["steady_images_per_s"])
     order = {i: j for j, i in enumerate(ray_ids)}
@@ -200,6 +210,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--steps", type=int, default=150, help="workers: steps of each run")
+    parser.add_argument("--actors", type=int, default=2, help="index: Ray Data actors running the image tower")
+    parser.add_argument("--threads-per-actor", type=int, default=1, help="index: torch threads of each actor")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     if args.only in ("train", "index") and (args.run is None or not args.run.is_dir()):
@@ -211,7 +223,7 @@ def main(argv=None) -> int:
     elif args.only == "workers":
         workers(args.steps)
     else:
-        bench_index(args.run, args.queries, 512)
+        bench_index(args.run, args.queries, 512, args.actors, args.threads_per_actor)
     return 0
 
 

@@ -314,7 +314,8 @@ _COLOUR_WORD = re.compile(r"\b(?:(an?) )?(" + "|".join(COLOURS) + r")\b")
 
 def hard_negative(caption: str) -> str:
     """A caption of the same words (or one colour changed) that does not describe the canvas `caption` does.
-    Deterministic in the caption's characters (the replacement colour comes from their CRC), so a resumed run draws the same."""
+    Deterministic in the caption's characters (a replacement colour comes from their CRC, spaces ignored: the
+    caption decoded from tokens gets the same), so a resumed run sees the same negatives."""
     caption = " ".join(caption.split())
     for pattern, swapped in _SWAPS:
         m = pattern.match(caption)
@@ -324,8 +325,8 @@ def hard_negative(caption: str) -> str:
     if len(found) == 2 and found[0].group(2) != found[1].group(2):  # "next to": swap the two colours
         new = [found[1].group(2), found[0].group(2)]
     elif found:  # one colour (or two equal ones): replace the first by another colour
-        k = COLOUR_NAMES.index(found[0].group(2))
-        new = [COLOUR_NAMES[(k + 1 + zlib.crc32(caption.replace(' ', '').encode()) % (len(COLOUR_NAMES) - 1)) % len(COLOUR_NAMES)]]
+        shift = 1 + zlib.crc32(caption.replace(" ", "").encode()) % (len(COLOUR_NAMES) - 1)  # never 0 or 8
+        new = [COLOUR_NAMES[(COLOUR_NAMES.index(found[0].group(2)) + shift) % len(COLOUR_NAMES)]]
     else:
         raise ValueError(f"no colour and no sides in caption {caption!r}: not one of genlab's caption templates")
     out, last = [], 0
