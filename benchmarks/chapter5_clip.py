@@ -1,6 +1,7 @@
 """Chapter 5.7 benchmarks (run on an idle machine):
 
     python benchmarks/chapter5_clip.py --only train --run runs/clip-rn__0__...   # record a finished jobs/clip.py run
+    python benchmarks/chapter5_clip.py --only train --run <a --train.hard-negatives run> --record-as clip_train_hn
     python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
     python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
     python benchmarks/chapter5_clip.py --only workers     # 1 vs 2 Ray Train workers, same loss curve?
@@ -41,13 +42,13 @@ def save(name: str, out: dict) -> None:
     print(json.dumps(out, indent=1))
 
 
-def record_train(run: Path) -> None:
+def record_train(run: Path, name: str = "clip_train") -> None:
     """The final metrics of a finished jobs/clip.py run, its config and its training wall time."""
     metrics = final_metrics(run)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if "perf/epoch_s" in r]
     config = load_json(run / "config.json")
-    save("clip_train", {"run": run.name, "config": config, "metrics": metrics,
+    save(name, {"run": run.name, "config": config, "metrics": metrics,
                         "train_wall_s": sum(r["perf/epoch_s"] for r in epochs),
                         "pairs_per_s": statistics.median(r["perf/pairs_per_s"] for r in epochs),
                         "data_wait_frac": statistics.median(r["perf/data_wait_frac"] for r in epochs),
@@ -124,10 +125,10 @@ def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_
     out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
     init_ray()  # the cluster's start-up is not part of the embedding; the pipeline's (actors, imports) is
     t0, tray = time.perf_counter(), {}
-    # the actors share the node's 2 CPUs with the read tasks (a quarter CPU each)
-    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=actors,
-                                      cpus_per_actor=(2 - 0.25) / actors, threads_per_actor=threads_per_actor,
-                                      timings=tray)
+    # Ray's CPU count is bookkeeping (the actors' torch threads are set apart): the actors take one of the node's
+    # two, the other is left to Ray Data's file listing and read tasks
+    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
+                                      threads_per_actor=threads_per_actor, timings=tray)
     out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": actors,
                        "threads_per_actor": threads_per_actor, **tray}
     t0, tin = time.perf_counter(), {}
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--steps", type=int, default=150, help="workers: steps of each run")
+    parser.add_argument("--record-as", default="clip_train", help="train: the results file's name (an ablation "
+                        "run beside the main one, e.g. clip_train_hn)")
     parser.add_argument("--actors", type=int, default=2, help="index: Ray Data actors running the image tower")
     parser.add_argument("--threads-per-actor", type=int, default=1, help="index: torch threads of each actor")
     args = parser.parse_args(argv)
@@ -217,7 +220,7 @@ def main(argv=None) -> int:
     if args.only in ("train", "index") and (args.run is None or not args.run.is_dir()):
         parser.error(f"--only {args.only} needs --run <a jobs/clip.py run directory>")
     if args.only == "train":
-        record_train(args.run)
+        record_train(args.run, args.record_as)
     elif args.only == "profile":
         profile(args.batch, args.reps)
     elif args.only == "workers":

@@ -142,7 +142,7 @@ def test_the_index_embedding_pool_spreads_over_the_nodes(cluster, tmp_path):
     source = ensure_shards("captions_small", "test_combos")
     ids, emb = embed_in_process(source, "genlab-clip-rn", weights, 64, progress=False)
     ray_ids, ray_emb = embed_with_ray(source, "genlab-clip-rn", weights, 64, actors=2, cpus_per_actor=1,
-                                      threads_per_actor=1, rows_per_block=50, actor_resources=ONE_PER_NODE,
+                                      threads_per_actor=1, block_mb=0.05, actor_resources=ONE_PER_NODE,
                                       progress=False)
     order = {i: j for j, i in enumerate(ray_ids)}
     assert len(ray_ids) == len(order) == len(ids) == 500

@@ -67,7 +67,7 @@ def test_ray_data_embeds_a_caption_split_in_many_blocks_over_two_actors_as_one_l
     ids, emb = embed_in_process(source, "genlab-clip-rn", weights, 64, progress=False)
     timings = {}
     ray_ids, ray_emb = embed_with_ray(source, "genlab-clip-rn", weights, 64, actors=2, cpus_per_actor=1.5,
-                                      threads_per_actor=1, rows_per_block=50, progress=False, timings=timings)
+                                      threads_per_actor=1, block_mb=0.05, progress=False, timings=timings)
     assert sorted(ray_ids) == sorted(ids) and len(ray_ids) == len(ids) == 500
     order = {i: j for j, i in enumerate(ray_ids)}
     assert torch.allclose(ray_emb[[order[i] for i in ids]], emb, atol=1e-5)

@@ -29,6 +29,9 @@ class IndexArgs:
     """Embed with Ray Data (actor pool; a cluster spreads it over nodes); False: one in-process loop."""
     actors: int = 1
     """Ray Data actors running the image tower."""
+    cpus_per_actor: float = 1.0
+    """Ray CPUs each actor holds (bookkeeping; its torch threads use the node's cores): the actors together must
+    leave one CPU of the cluster to Ray Data's file listing."""
     actor_resources: dict[str, float] | None = None
     """Custom Ray resources each actor needs, e.g. `--actor-resources genlab_worker 1`; with one unit per node,
     the actors spread over the nodes."""
@@ -84,7 +87,7 @@ def run_index_job(args: IndexArgs) -> EmbeddingIndex:
             quiet_console.attach(out)  # Ray's own chatter goes to <out>/ray_console.log
 
             ids, emb = embed_with_ray(src, model_name, weights or None, args.batch_size, actors=args.actors,
-                                      actor_resources=args.actor_resources)
+                                      cpus_per_actor=args.cpus_per_actor, actor_resources=args.actor_resources)
         else:
             from genlab.multimodal.embed import embed_in_process
 
