@@ -49,15 +49,15 @@ def record_train(run: Path, name: str = "clip_train") -> None:
     epochs = [r for r in records if "perf/epoch_s" in r]
     config = load_json(run / "config.json")
     save(name, {"run": run.name, "config": config, "metrics": metrics,
-                        "train_wall_s": sum(r["perf/epoch_s"] for r in epochs),
-                        "pairs_per_s": statistics.median(r["perf/pairs_per_s"] for r in epochs),
-                        "data_wait_frac": statistics.median(r["perf/data_wait_frac"] for r in epochs),
-                        "curve": [{k: r[k] for k in r if k.startswith(("eval/", "epoch"))} for r in epochs],
-                        "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
-                        "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
-                                                            if config["model"] != "genlab-clip-rn" else "")
-                        + ("" if config.get("hard_negatives") == ClipConfig.hard_negatives
-                           else f" --train.{'' if config.get('hard_negatives') else 'no-'}hard-negatives")})
+                "train_wall_s": sum(r["perf/epoch_s"] for r in epochs),
+                "pairs_per_s": statistics.median(r["perf/pairs_per_s"] for r in epochs),
+                "data_wait_frac": statistics.median(r["perf/data_wait_frac"] for r in epochs),
+                "curve": [{k: r[k] for k in r if k.startswith(("eval/", "epoch"))} for r in epochs],
+                "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
+                "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
+                                                    if config["model"] != "genlab-clip-rn" else "")
+                + ("" if config.get("hard_negatives") == ClipConfig.hard_negatives
+                   else f" --train.{'' if config.get('hard_negatives') else 'no-'}hard-negatives")})
 
 
 def profile(batch: int, reps: int) -> None:

@@ -18,7 +18,8 @@ class ClipConfig:
     """Global batch (split across workers; the contrastive loss gathers features from every rank)."""
     hard_negatives: bool = False
     """NegCLIP: score each image also against its caption with the objects' sides or a colour swapped, so word
-    order and binding matter (the held-out "B to the right of A"; costs the text tower a second batch)."""
+    order and binding matter (costs the text tower a second batch). Measured: better on held-out combinations,
+    much worse on the held-out relation "B to the right of A" (benchmarks/RESULTS.md), hence off."""
     lr: float = 1e-3
     """AdamW peak learning rate."""
     weight_decay: float = 0.1
