@@ -4,9 +4,10 @@
     python benchmarks/chapter5_clip.py --only train --run <a --train.hard-negatives run> --record-as clip_train_hn
     python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
     python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
+    python benchmarks/chapter5_clip.py --only index_scale --run runs/clip-rn__0__... --repeat 5   # 500k, timing only
     python benchmarks/chapter5_clip.py --only workers     # 1 vs 2 Ray Train workers, same loss curve?
 
--> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_workers.json
+-> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_index_scale.json, clip_workers.json
 """
 
 from __future__ import annotations
@@ -164,6 +165,40 @@ def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_
     save("clip_index", out)
 
 
+def bench_index_scale(run: Path, batch: int, actors: int, threads_per_actor: int, repeat: int) -> None:
+    """The same two arms over the 100k set listed `repeat` times (symlinked files): does the pool's fixed start-up
+    amortise once the loop runs for minutes?"""
+    import tempfile
+
+    from genlab.data.shards import ensure_shards
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.distributed.env import init_ray
+    from genlab.multimodal.embed import embed_in_process
+    from genlab.multimodal.models import resolve_weights
+
+    source = ensure_shards("captions", "train")
+    name, weights = resolve_weights(str(run), "")
+    out = {"source": f"captions:train x {repeat}", "model": name, "batch": batch, "repeat": repeat}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeat):
+            for f in sorted(source.glob("*.parquet")):
+                Path(tmp, f"r{r}-{f.name}").symlink_to(f)
+        t0 = time.perf_counter()
+        ids, _ = embed_in_process(tmp, name, weights, batch)
+        out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0}
+        init_ray()
+        t0, tray = time.perf_counter(), {}
+        ids, _ = embed_with_ray(tmp, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
+                                threads_per_actor=threads_per_actor, timings=tray)
+        out["ray_data"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, "actors": actors,
+                           "threads_per_actor": threads_per_actor, **tray}
+    for k in ("in_process", "ray_data"):
+        out[k]["images_per_s"] = out[k]["images"] / out[k]["wall_s"]
+    out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
+    out["command"] = "python " + " ".join(sys.argv)
+    save("clip_index_scale", out)
+
+
 def workers(steps: int) -> None:
     """The same short run on 1 and on 2 Ray Train workers (same global batch and seed): ClipLoss gathers
     features across ranks, so the loss curves should agree within noise."""
@@ -205,7 +240,7 @@ def _latency(search, queries: torch.Tensor) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["train", "profile", "index", "workers"], required=True)
+    parser.add_argument("--only", choices=["train", "profile", "index", "index_scale", "workers"], required=True)
     parser.add_argument("--run", type=Path, help="a finished jobs/clip.py run directory (train, index)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=10)
@@ -215,9 +250,10 @@ def main(argv=None) -> int:
                         "run beside the main one, e.g. clip_train_hn)")
     parser.add_argument("--actors", type=int, default=2, help="index: Ray Data actors running the image tower")
     parser.add_argument("--threads-per-actor", type=int, default=1, help="index: torch threads of each actor")
+    parser.add_argument("--repeat", type=int, default=5, help="index_scale: times the 100k set is listed")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    if args.only in ("train", "index") and (args.run is None or not args.run.is_dir()):
+    if args.only in ("train", "index", "index_scale") and (args.run is None or not args.run.is_dir()):
         parser.error(f"--only {args.only} needs --run <a jobs/clip.py run directory>")
     if args.only == "train":
         record_train(args.run, args.record_as)
@@ -225,6 +261,8 @@ def main(argv=None) -> int:
         profile(args.batch, args.reps)
     elif args.only == "workers":
         workers(args.steps)
+    elif args.only == "index_scale":
+        bench_index_scale(args.run, 512, args.actors, args.threads_per_actor, args.repeat)
     else:
         bench_index(args.run, args.queries, 512, args.actors, args.threads_per_actor)
     return 0

@@ -246,6 +246,11 @@ def clip_rows() -> list[str]:
                  + (f", the loop's mean before and after: {local[0]:.0f}, {local[1]:.0f}" if len(local) == 2 else "")
                  + f"; {ray_data['actors']} actor(s) x {ray_data['threads_per_actor']} torch thread(s), first "
                  f"embeddings after {ray_data['first_batch_s']:.1f} s) | {verdict(ratio >= 0.9)} | {cmd} |",
+                 *([f"| the same over the set listed {sc['repeat']} times ({sc['in_process']['images']:,} images): does "
+                    f"the start-up amortise? | (reported) | {sc['ray_vs_in_process']:.2f}x "
+                    f"({sc['ray_data']['images_per_s']:.0f} vs {sc['in_process']['images_per_s']:.0f} img/s; "
+                    f"{sc['ray_data']['wall_s']:.0f} vs {sc['in_process']['wall_s']:.0f} s) | | `{sc['command']}` |"]
+                   if (sc := load("clip_index_scale")) else []),
                  f"| exact top-10 over {idx['n']:,} x {idx['dim']} fp32 embeddings, p50 (p95) | <= 5 ms | "
                  f"{idx['exact']['p50_ms']:.2f} ms ({idx['exact']['p95_ms']:.2f}) | "
                  f"{verdict(idx['exact']['p50_ms'] <= 5)} | same |"]
@@ -396,7 +401,8 @@ def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision", "ddpm_sampler_table",
-                                                  "clip_train", "clip_profile", "clip_index", "clip_workers", "throughput",
+                                                  "clip_train", "clip_profile", "clip_index", "clip_index_scale",
+                                                  "clip_workers", "throughput",
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate", "pipeline_generators",
                                                   "rl_cartpole", "rl_side_by_side",
