@@ -56,7 +56,11 @@ HANDWRITING_BARS = [("protonet_hand", "ProtoNet, hand-drawn episodes only, warpe
                     ("protonet_hand40", "ProtoNet, 40-way training episodes, hand-drawn only, warped, 10k updates",
                      [("5w1s", 0.97), ("20w1s", 0.85)]),
                     ("protonet_hand40", "the same model, each embedding averaged over the image and 8 random warps "
-                     "of it (fixed before the run)", [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)])]
+                     "of it (fixed before the run)", [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)]),
+                    ("protonet_hand40_20k", "the same with 20k updates (a run started 2026-12-02 is not finished: `--resume` it)",
+                     [("5w1s", 0.97), ("20w1s", 0.85)]),
+                    ("protonet_hand40_20k", "the 20k-update model, 8 warps averaged (fixed before the run)",
+                     [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)])]
 
 
 def handwriting_rows() -> list[str]:
