@@ -342,4 +342,4 @@ def hard_negative_tokens(tokens: torch.Tensor) -> torch.Tensor:
     from open_clip.tokenizer import decode
 
     texts = [decode(t).split("<start_of_text>")[-1].split("<end_of_text>")[0] for t in tokens.cpu()]
-    return tokenize([hard_negative(t) for t in texts]).to(tokens.device)[:, :tokens.shape[1]]
+    return tokenize([hard_negative(t) for t in texts]).to(tokens.device)

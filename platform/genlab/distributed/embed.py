@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.distributed.env import init_ray
-from genlab.multimodal.embed import Embedder, check_parquet_source, count_rows, list_images
+from genlab.multimodal.embed import Embedder, check_parquet_source, count_rows
 
 
 def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
@@ -43,7 +43,7 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
         from genlab.multimodal.models import tower_image_size
 
         size = tower_image_size(model)  # from the config: the driver builds no model
-        if not list_images(source):
+        if not rows:  # counted above: the folder is listed once here
             raise FileNotFoundError(f"{source}: no images (png, jpg, jpeg, webp, bmp) in it")
         ds = ray.data.read_images(str(source), include_paths=True, size=(size, size), mode="RGB", num_cpus=read_cpus)
         ds = ds.map_batches(_path_ids, fn_kwargs={"root": str(source)}, batch_format="numpy")
