@@ -143,6 +143,9 @@ def run(name: str, storage: str, threads: int, resume: str = "") -> None:
            "date": time.strftime("%Y-%m-%d"), "threads": threads,
            "machine": f"{platform.node()}, 2 cores, CPU only", "wall_s": time.time() - t0, "run_dir": str(run_dir),
            "config": json.loads((run_dir / "config.json").read_text()), "metrics": metrics}
+    if resume:  # wall_s is this process's share: the epochs' times add up every process's (one row per epoch)
+        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        out |= {"resumed": True, "epochs_s_all_processes": sum(r.get("perf/epoch_s", 0) for r in rows)}
     (HERE / "results" / f"meta_{name}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(f"{name}: {json.dumps({k: round(v, 4) for k, v in metrics.items() if k.startswith('test/')})} "
           f"in {out['wall_s'] / 60:.1f} min")

@@ -57,7 +57,7 @@ HANDWRITING_BARS = [("protonet_hand", "ProtoNet, hand-drawn episodes only, warpe
                      [("5w1s", 0.97), ("20w1s", 0.85)]),
                     ("protonet_hand40", "the same model, each embedding averaged over the image and 8 random warps "
                      "of it (fixed before the run)", [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)]),
-                    ("protonet_hand40_20k", "the same with 20k updates (a run started 2026-12-02 is not finished: `--resume` it)",
+                    ("protonet_hand40_20k", "the same with 20k updates",
                      [("5w1s", 0.97), ("20w1s", 0.85)]),
                     ("protonet_hand40_20k", "the 20k-update model, 8 warps averaged (fixed before the run)",
                      [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)])]
@@ -107,5 +107,6 @@ def _train_desc(r: dict) -> str:
     if c["algo"] == "pretrain":
         return f"{c['episodes']} steps on batches of {c['n_way'] * (c['k_shot'] + c['n_query'])} images, " \
             f"{r['wall_s'] / 60:.1f} min"
-    return (f"{c['episodes']} updates of {c['tasks_per_batch']}x {c['n_way']}-way {c['k_shot']}-shot, "
-            f"{r['wall_s'] / 60:.1f} min")
+    took = (f"{r['epochs_s_all_processes'] / 60:.1f} min of epochs over resumed processes" if r.get("resumed")
+            else f"{r['wall_s'] / 60:.1f} min")
+    return f"{c['episodes']} updates of {c['tasks_per_batch']}x {c['n_way']}-way {c['k_shot']}-shot, {took}"
