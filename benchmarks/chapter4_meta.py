@@ -89,6 +89,12 @@ PRESETS |= {
     "maml_hand": (replace(MAML, data=HAND_ONLY, augment=True), f"--train.algo maml {HAND_FLAGS} --train.n-query 5 "
                   "--train.tasks-per-batch 8 --train.episodes 2000"),
 }
+# 97.21% at 5-way above, the lower end of its interval under 97%: the same run from another seed (the test
+# episodes are the same: they are drawn from their own seed)
+PRESETS |= {
+    "protonet_hand40_20k_seed1": (replace(PRESETS["protonet_hand40_20k"][0], seed=1),
+                                  PRESETS["protonet_hand40_20k"][1] + " --train.seed 1"),
+}
 
 
 SWEEPS = {"tune_maml": "python jobs/tune_maml.py", "tune_beta_vae": "python jobs/tune_beta_vae.py"}

@@ -60,7 +60,11 @@ HANDWRITING_BARS = [("protonet_hand", "ProtoNet, hand-drawn episodes only, warpe
                     ("protonet_hand40_20k", "the same with 20k updates",
                      [("5w1s", 0.97), ("20w1s", 0.85)]),
                     ("protonet_hand40_20k", "the 20k-update model, 8 warps averaged (fixed before the run)",
-                     [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)])]
+                     [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)]),
+                    ("protonet_hand40_20k_seed1", "the same 20k-update run from seed 1, 8 warps averaged",
+                     [("5w1s_tta", 0.97), ("20w1s_tta", 0.85)]),
+                    ("protonet_hand40_20k_seed1", "the same 20k-update run from seed 1, one embedding per image",
+                     [("5w1s", None), ("20w1s", None)])]
 
 
 def handwriting_rows() -> list[str]:
