@@ -1,7 +1,7 @@
 """Would a locked pretrained text tower (LiT) read the held-out relation "B to the right of A"?
 
-A linear probe asks each text embedding which colour the left object has, trained on two-object captions of the
-training templates that name sides, tested on the held-out template. Probed: all-MiniLM-L6-v2 (the packaged
+A linear probe asks each text embedding which colour the left object has, trained on the training split's
+two-object captions that name sides, tested on the held-out template's captions (test_templates split). Probed: all-MiniLM-L6-v2 (the packaged
 sentence encoder the issue names; mean pooling as sentence-transformers does, and its [CLS] token) and the text
 tower of a CLIP run trained here. If MiniLM's embeddings carry the sides of the unseen phrase, a LiT model built on
 it could; if a linear readout trained on the seen phrases reads the unseen one backwards, it cannot.
@@ -33,16 +33,21 @@ from chapter5_clip import save  # noqa: E402
 from genlab.data import captions as C  # noqa: E402
 
 
-def two_object_captions(templates: list, n: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
-    """`n` captions of two distinct colours, and the (left, right) objects' colour indices (N, 2)."""
+def sided_captions(split: str, n: int) -> tuple[list[str], np.ndarray]:
+    """The first `n` captions of a caption-set split that name the sides of two objects of different colours, and
+    the (left, right) objects' colour indices (n, 2)."""
+    from genlab.data.shards import ensure_shards
+
+    table = C.read_caption_table(ensure_shards("captions", split))
     caps, sides = [], []
-    for _ in range(n):
-        ks = rng.choice(len(C.COLOUR_NAMES), 2, replace=False)
-        a, b = ({"colour": C.COLOUR_NAMES[k], "cls": C.class_phrase(int(rng.integers(len(C.CLASSES))), rng)}
-                for k in ks)
-        caps.append(templates[rng.integers(len(templates))](a, b, rng)[0])
-        sides.append(ks)
-    return caps, np.array(sides)
+    for caption, attrs in zip(table["captions"], table["attrs"]):
+        objects = {o["pos"]: o["colour"] for o in attrs["objects"]}
+        if "side" in attrs["named"] and len(set(objects.values())) == 2:
+            caps.append(caption)
+            sides.append([C.COLOUR_NAMES.index(objects["left"]), C.COLOUR_NAMES.index(objects["right"])])
+    if len(caps) < n:
+        raise SystemExit(f"captions:{split} has {len(caps)} such captions, fewer than the {n} asked for")
+    return caps[:n], np.array(sides[:n])
 
 
 def minilm_embeddings(captions: list[str], pool: str) -> torch.Tensor:
@@ -95,20 +100,17 @@ def main() -> None:
     parser.add_argument("--run", nargs="+", required=True,
                         help="jobs/clip.py run directories (their text towers are probed too)")
     parser.add_argument("--train", type=int, default=4000, help="probe training captions")
-    parser.add_argument("--test", type=int, default=1000, help="held-out-template captions")
+    parser.add_argument("--test", type=int, default=1000, help="held-out-template captions (the split has ~1,100)")
     args = parser.parse_args()
     try:
         import all_minilm_l6_v2  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
         raise SystemExit(f"{e}: install the probe's extra packages as this script's docstring says (--help)")
-    rng = np.random.default_rng(0)
-    sided = [t for t in C.TEMPLATES_2 if t is not C._t2_next]  # "next to" names no sides
-    train_caps, train_y = two_object_captions(sided, args.train, rng)
-    test_caps, test_y = two_object_captions(C.HELDOUT_TEMPLATES_2, args.test, rng)
-    out = {"train_templates": [t.__name__ for t in sided],
-           "heldout_templates": [t.__name__ for t in C.HELDOUT_TEMPLATES_2], "n_train": args.train,
-           "n_test": args.test, "examples": {"train": train_caps[:3], "heldout": test_caps[:3]}, "probes": {}}
+    train_caps, train_y = sided_captions("train", args.train)  # the training templates that name sides
+    test_caps, test_y = sided_captions("test_templates", args.test)  # the held-out "B to the right of A"
+    out = {"source": "captions:train, captions:test_templates", "n_train": args.train, "n_test": args.test,
+           "examples": {"train": train_caps[:3], "heldout": test_caps[:3]}, "probes": {}}
     t0 = time.perf_counter()
     towers = [("minilm_mean", lambda c: minilm_embeddings(c, "mean")),
               ("minilm_cls", lambda c: minilm_embeddings(c, "cls"))]
