@@ -112,8 +112,6 @@ def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_
     """100k caption images embedded in-process (before and after Ray Data: the in-process rate moves between runs
     here, the ratio is against their mean) and by Ray Data (same model); exact and faiss queries."""
     from genlab.data.shards import ensure_shards
-    from genlab.distributed.embed import embed_with_ray
-    from genlab.distributed.env import init_ray
     from genlab.multimodal.embed import embed_in_process
     from genlab.multimodal.index import EmbeddingIndex
     from genlab.multimodal.models import create_clip, encode_texts, resolve_weights
@@ -124,14 +122,7 @@ def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_
     t0, tin = time.perf_counter(), {}
     ids, emb = embed_in_process(source, name, weights, batch, timings=tin)
     out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
-    init_ray()  # the cluster's start-up is not part of the embedding; the pipeline's (actors, imports) is
-    t0, tray = time.perf_counter(), {}
-    # Ray's CPU count is bookkeeping (the actors' torch threads are set apart): the actors take one of the node's
-    # two, the other is left to Ray Data's file listing and read tasks
-    ray_ids, ray_emb = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
-                                      threads_per_actor=threads_per_actor, timings=tray)
-    out["ray_data"] = {"images": len(ray_ids), "wall_s": time.perf_counter() - t0, "actors": actors,
-                       "threads_per_actor": threads_per_actor, **tray}
+    ray_ids, ray_emb, out["ray_data"] = _ray_arm(source, name, weights, batch, actors, threads_per_actor)
     t0, tin = time.perf_counter(), {}
     embed_in_process(source, name, weights, batch, timings=tin)
     out["in_process_after"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **tin}
@@ -171,8 +162,6 @@ def bench_index_scale(run: Path, batch: int, actors: int, threads_per_actor: int
     import tempfile
 
     from genlab.data.shards import ensure_shards
-    from genlab.distributed.embed import embed_with_ray
-    from genlab.distributed.env import init_ray
     from genlab.multimodal.embed import embed_in_process
     from genlab.multimodal.models import resolve_weights
 
@@ -186,17 +175,27 @@ def bench_index_scale(run: Path, batch: int, actors: int, threads_per_actor: int
         t0 = time.perf_counter()
         ids, _ = embed_in_process(tmp, name, weights, batch)
         out["in_process"] = {"images": len(ids), "wall_s": time.perf_counter() - t0}
-        init_ray()
-        t0, tray = time.perf_counter(), {}
-        ids, _ = embed_with_ray(tmp, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
-                                threads_per_actor=threads_per_actor, timings=tray)
-        out["ray_data"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, "actors": actors,
-                           "threads_per_actor": threads_per_actor, **tray}
+        _, _, out["ray_data"] = _ray_arm(tmp, name, weights, batch, actors, threads_per_actor)
     for k in ("in_process", "ray_data"):
         out[k]["images_per_s"] = out[k]["images"] / out[k]["wall_s"]
     out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
     out["command"] = "python " + " ".join(sys.argv)
     save("clip_index_scale", out)
+
+
+def _ray_arm(source, name: str, weights: str, batch: int, actors: int, threads_per_actor: int) -> tuple:
+    """(ids, embeddings, timing row) of the Ray Data arm. The cluster's start-up is not part of the embedding;
+    the pipeline's (actors, imports) is. Ray's CPU count is bookkeeping (the actors' torch threads are set apart):
+    the actors take one of the node's two, the other is left to Ray Data's file listing and read tasks."""
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.distributed.env import init_ray
+
+    init_ray()
+    t0, timings = time.perf_counter(), {}
+    ids, emb = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
+                              threads_per_actor=threads_per_actor, timings=timings)
+    return ids, emb, {"images": len(ids), "wall_s": time.perf_counter() - t0, "actors": actors,
+                      "threads_per_actor": threads_per_actor, **timings}
 
 
 def workers(steps: int) -> None:
