@@ -1,7 +1,7 @@
 """Chapter 5.7 benchmarks (run on an idle machine):
 
     python benchmarks/chapter5_clip.py --only train --run runs/clip-rn__0__...   # record a finished jobs/clip.py run
-    python benchmarks/chapter5_clip.py --only train --run <a --train.hard-negatives run> --record-as clip_train_hn
+    python benchmarks/chapter5_clip.py --only train --run <a --train.hard-negatives run> --record-as clip_train_v3_hn
     python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
     python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
     python benchmarks/chapter5_clip.py --only index_scale --run runs/clip-rn__0__... --repeat 5   # 500k, timing only
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--steps", type=int, default=150, help="workers: steps of each run")
     parser.add_argument("--record-as", default="clip_train", help="train: the results file's name (an ablation "
-                        "run beside the main one, e.g. clip_train_hn)")
+                        "run beside the main one, e.g. clip_train_v3_hn)")
     parser.add_argument("--actors", type=int, default=2, help="index: Ray Data actors running the image tower")
     parser.add_argument("--threads-per-actor", type=int, default=1, help="index: torch threads of each actor")
     parser.add_argument("--repeat", type=int, default=5, help="index_scale: times the 100k set is listed")

@@ -191,22 +191,20 @@ def clip_rows() -> list[str]:
                                 ("test/test_templates_attribute_exact_top1",
                                  "attribute-exact text->image top-1, held-out templates", 0.90)):
             rows.append(f"| {label} | >= {bar} | {m[key]:.4f} | {verdict(m[key] >= bar)} | {cmd} |")
-        hn = load("clip_train_hn")
-        if hn:
-            key = "test/test_templates_attribute_exact_top1"
-            rows.append(f"| the same with NegCLIP hard negatives (sides / colours swapped) | >= 0.9 | "
-                        f"{hn['metrics'][key]:.4f} (one object {hn['metrics'][key + '_one_object']:.4f}, two objects "
-                        f"{hn['metrics'][key + '_two_objects']:.4f}; held-out combos "
-                        f"{hn['metrics']['test/test_combos_attribute_exact_top1']:.4f}) | "
-                        f"{verdict(hn['metrics'][key] >= 0.9)} | `{hn['command']}` ({hn['config']['epochs']} epochs, "
-                        f"run {hn['run']}) |")
-        v1 = load("clip_train_v1")
-        if v1:
-            key = "test/test_templates_attribute_exact_top1"
-            rows.append(f"| the same, caption data v1 (two-object captions always named the left object first) | "
-                        f">= 0.9 | {v1['metrics'][key]:.4f} (two objects "
-                        f"{v1['metrics'][key + '_two_objects']:.4f}) | {verdict(v1['metrics'][key] >= 0.9)} | "
-                        f"`{v1['command']}` |")
+        key = "test/test_templates_attribute_exact_top1"
+        for name, label in (("clip_train_v3_hn", "the same with NegCLIP hard negatives (sides / colours swapped)"),
+                            ("clip_train_v2", "the same, caption data v2 (no training caption relates two objects "
+                                              "with \"right\")"),
+                            ("clip_train_v2_hn", "the same, caption data v2 with hard negatives"),
+                            ("clip_train_v1", "the same, caption data v1 (two-object captions always named the left "
+                                              "object first)")):
+            r = load(name)
+            if r:
+                rm = r["metrics"]
+                rows.append(f"| {label} | >= 0.9 | {rm[key]:.4f} (one object {rm[key + '_one_object']:.4f}, two "
+                            f"objects {rm[key + '_two_objects']:.4f}; held-out combos "
+                            f"{rm['test/test_combos_attribute_exact_top1']:.4f}) | {verdict(rm[key] >= 0.9)} | "
+                            f"`{r['command']}` ({r['config']['epochs']} epochs, {r['date']}, run {r['run']}) |")
         for key, label in (("test/linear_probe_mnist", "linear probe, MNIST (10k train embeddings)"),
                            ("test/linear_probe_fashion_mnist", "linear probe, Fashion-MNIST"),
                            ("test/test_combos_attribute_exact_top1_one_object", "attribute-exact, held-out combos, one object"),

@@ -63,7 +63,8 @@ def test_held_out_combinations_and_templates_never_reach_training(rows):
     assert all(combo(o) in C.HELDOUT_COMBOS for r in rows["test_combos"] for o in r["attrs"]["objects"])
     assert all(r["attrs"]["template"] in C.HELDOUT_TEMPLATES for r in rows["test_templates"])
     assert not any(r["attrs"]["template"] in C.HELDOUT_TEMPLATES for r in rows["train"] + rows["test_combos"])
-    assert not any("right of" in r["caption"] for r in rows["train"])  # the held-out relation phrase
+    assert not any("to the right of" in r["caption"] for r in rows["train"])  # the held-out relation's frame
+    assert any(" on the right of " in r["caption"] for r in rows["train"])  # its words are all seen (v3)
 
 
 def test_caption_shards_round_trip_as_rgb_images_and_tokens(tmp_path, rows):
@@ -163,7 +164,8 @@ def test_pretrained_tags_fail_clearly_offline():
 def _sides(caption: str) -> dict:
     """Colour -> side, read from a two-object caption by hand (a reference independent of `hard_negative`)."""
     colour = lambda text: next(w for w in text.split() if w in C.COLOURS)  # noqa: E731
-    for relation, first, second in ((" to the left of ", "left", "right"), (" to the right of ", "right", "left")):
+    for relation, first, second in ((" to the left of ", "left", "right"), (" to the right of ", "right", "left"),
+                                    (" on the left of ", "left", "right"), (" on the right of ", "right", "left")):
         if relation in caption:
             x, y = caption.split(relation)
             return {colour(x): first, colour(y): second}
@@ -192,7 +194,8 @@ def test_hard_negatives_name_the_same_things_in_a_way_that_does_not_fit(rows):
         else:
             changed = [(w, v) for w, v in zip(words, neg_words) if w != v and w not in ("a", "an")]
             assert len(changed) == 1 and changed[0][0] in colours and changed[0][1] in colours
-    assert {"_t2_sides", "_t2_left_of", "_t2_sides_reversed", "_t2_next", "_h2_right_of", "_t_bare"} <= seen
+    assert {"_t2_sides", "_t2_left_of", "_t2_sides_reversed", "_t2_next", "_t2_on_left_of", "_t2_on_right_of",
+            "_h2_right_of", "_t_bare"} <= seen
     caps = [r["caption"] for r in rows["train"][:64]]
     assert torch.equal(C.hard_negative_tokens(C.tokenize(caps)), C.tokenize([C.hard_negative(c) for c in caps]))
     with pytest.raises(ValueError, match="not one of genlab's caption templates"):
