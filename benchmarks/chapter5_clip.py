@@ -5,6 +5,7 @@
     python benchmarks/chapter5_clip.py --only profile     # where a training step's time goes
     python benchmarks/chapter5_clip.py --only index --run runs/clip-rn__0__...  # 100k embedded, queried
     python benchmarks/chapter5_clip.py --only index_scale --run runs/clip-rn__0__... --repeat 5   # 500k, timing only
+    python benchmarks/chapter5_clip.py --only index_floor --run runs/clip-rn__0__...   # the pool without a model
     python benchmarks/chapter5_clip.py --only workers     # 1 vs 2 Ray Train workers, same loss curve?
 
 -> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_index_scale.json, clip_workers.json
@@ -57,6 +58,7 @@ def record_train(run: Path, name: str = "clip_train") -> None:
                 "loss_curve": [[r["step"], r["train/loss"]] for r in records if "train/loss" in r],
                 "command": "python jobs/clip.py" + (f" --train.model {config['model']}"
                                                     if config["model"] != "genlab-clip-rn" else "")
+                + (f" --train.epochs {config['epochs']}" if config["epochs"] != ClipConfig.epochs else "")
                 + ("" if config.get("hard_negatives") == ClipConfig.hard_negatives
                    else f" --train.{'' if config.get('hard_negatives') else 'no-'}hard-negatives")})
 
@@ -183,6 +185,41 @@ def bench_index_scale(run: Path, batch: int, actors: int, threads_per_actor: int
     save("clip_index_scale", out)
 
 
+class _NoModel:
+    """A pool member that imports `IMPORTS` and embeds nothing (zero vectors): what Ray Data's read, actor pool and
+    hand-back cost before any model does."""
+    IMPORTS = ""
+
+    def __init__(self, model: str, pretrained: str | None = None, threads: int = 0):
+        for module in filter(None, self.IMPORTS.split(",")):
+            __import__(module)
+
+    def __call__(self, batch: dict) -> dict:
+        return {"id": np.asarray(batch["id"]), "embedding": np.zeros((len(batch["id"]), 128), np.float32)}
+
+
+def bench_index_floor(run: Path, batch: int, actors: int) -> None:
+    """The Ray Data arm of `bench_index` with pool members that run no model: importing nothing, torch, or torch
+    and open_clip (what the real `Embedder` imports). Its first batch bounds the real pipeline's start-up from below."""
+    from genlab.data.shards import ensure_shards
+    from genlab.distributed.embed import embed_with_ray
+    from genlab.distributed.env import init_ray
+    from genlab.multimodal.models import resolve_weights
+
+    source = ensure_shards("captions", "train")
+    name, weights = resolve_weights(str(run), "")
+    init_ray()
+    out = {"source": "captions:train", "batch": batch, "actors": actors, "rows": {}}
+    for imports in ("", "torch", "torch,open_clip"):
+        t0, timings = time.perf_counter(), {}
+        ids, _ = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
+                                timings=timings, progress=False,
+                                embedder=type("_NoModel", (_NoModel,), {"IMPORTS": imports}))
+        out["rows"][imports or "nothing"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **timings}
+    out["command"] = "python " + " ".join(sys.argv)
+    save("clip_index_floor", out)
+
+
 def _ray_arm(source, name: str, weights: str, batch: int, actors: int, threads_per_actor: int) -> tuple:
     """(ids, embeddings, timing row) of the Ray Data arm. The cluster's start-up is not part of the embedding;
     the pipeline's (actors, imports) is. Ray's CPU count is bookkeeping (the actors' torch threads are set apart):
@@ -239,7 +276,7 @@ def _latency(search, queries: torch.Tensor) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["train", "profile", "index", "index_scale", "workers"], required=True)
+    parser.add_argument("--only", choices=["train", "profile", "index", "index_scale", "index_floor", "workers"], required=True)
     parser.add_argument("--run", type=Path, help="a finished jobs/clip.py run directory (train, index)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=10)
@@ -252,7 +289,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="index_scale: times the 100k set is listed")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    if args.only in ("train", "index", "index_scale") and (args.run is None or not args.run.is_dir()):
+    if args.only in ("train", "index", "index_scale", "index_floor") and (args.run is None or not args.run.is_dir()):
         parser.error(f"--only {args.only} needs --run <a jobs/clip.py run directory>")
     if args.only == "train":
         record_train(args.run, args.record_as)
@@ -260,6 +297,8 @@ def main(argv=None) -> int:
         profile(args.batch, args.reps)
     elif args.only == "workers":
         workers(args.steps)
+    elif args.only == "index_floor":
+        bench_index_floor(args.run, 512, args.actors)
     elif args.only == "index_scale":
         bench_index_scale(args.run, 512, args.actors, args.threads_per_actor, args.repeat)
     else:

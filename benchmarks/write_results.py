@@ -192,7 +192,8 @@ def clip_rows() -> list[str]:
                                  "attribute-exact text->image top-1, held-out templates", 0.90)):
             rows.append(f"| {label} | >= {bar} | {m[key]:.4f} | {verdict(m[key] >= bar)} | {cmd} |")
         key = "test/test_templates_attribute_exact_top1"
-        for name, label in (("clip_train_v3_hn", "the same with NegCLIP hard negatives (sides / colours swapped)"),
+        for name, label in (("clip_train_v3_e12", "the same, 12 epochs instead of 8"),
+                            ("clip_train_v3_hn", "the same with NegCLIP hard negatives (sides / colours swapped)"),
                             ("clip_train_v2", "the same, caption data v2 (no training caption relates two objects "
                                               "with \"right\")"),
                             ("clip_train_v2_hn", "the same, caption data v2 with hard negatives"),
@@ -249,6 +250,11 @@ def clip_rows() -> list[str]:
                     f"({sc['ray_data']['images_per_s']:.0f} vs {sc['in_process']['images_per_s']:.0f} img/s; "
                     f"{sc['ray_data']['wall_s']:.0f} vs {sc['in_process']['wall_s']:.0f} s) | | `{sc['command']}` |"]
                    if (sc := load("clip_index_scale")) else []),
+                 *([f"| the same pipeline with pool members that run no model (import nothing / torch / torch + "
+                    f"open_clip): first embeddings after | (reported: start-up's floor) | "
+                    + " / ".join(f"{r['first_batch_s']:.1f} s" for r in fl["rows"].values())
+                    + f" (whole 100k: " + " / ".join(f"{r['wall_s']:.1f} s" for r in fl["rows"].values())
+                    + f") | | `{fl['command']}` |"] if (fl := load("clip_index_floor")) else []),
                  f"| exact top-10 over {idx['n']:,} x {idx['dim']} fp32 embeddings, p50 (p95) | <= 5 ms | "
                  f"{idx['exact']['p50_ms']:.2f} ms ({idx['exact']['p95_ms']:.2f}) | "
                  f"{verdict(idx['exact']['p50_ms'] <= 5)} | same |"]
@@ -399,7 +405,7 @@ def main() -> int:
     machine = next((r["machine"] for r in map(load, ["ae_mlp", "fld", "ae_conv"]) if r), "unknown")
     dates = sorted({r["date"] for r in map(load, ["ae_mlp", "ae_conv", "dae_conv", "fld", "vae_nll", "ray_overhead",
                                                   "compare", "dcgan_quality", "ddpm_samplers", "ddpm_guidance", "cpu_precision", "ddpm_sampler_table",
-                                                  "clip_train", "clip_profile", "clip_index", "clip_index_scale",
+                                                  "clip_train", "clip_profile", "clip_index", "clip_index_scale", "clip_index_floor",
                                                   "clip_workers", "throughput",
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate", "pipeline_generators",

@@ -17,7 +17,8 @@ from genlab.multimodal.embed import Embedder, check_parquet_source, count_rows
 def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None, batch_size: int = 512,
                    actors: int = 1, cpus_per_actor: float = 1.0, threads_per_actor: int = 0,
                    block_mb: float = 12, read_cpus: float = 0.25, actor_resources: dict | None = None,
-                   progress: bool = True, timings: dict | None = None) -> tuple[list[str], torch.Tensor]:
+                   progress: bool = True, timings: dict | None = None,
+                   embedder: type = Embedder) -> tuple[list[str], torch.Tensor]:
     """(ids, L2-normalised embeddings) of a parquet directory (`id`, raw `image`) or an image folder.
     `timings` (if given) gets `first_batch_s` and `first_batch_rows`: the pipeline's start-up (actors start,
     import torch and open_clip, build the model) before the first embeddings arrive.
@@ -27,7 +28,9 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
     blocks (it ignores `override_num_blocks`), and an actor hands a block back only when it has embedded all of it
     (measured: the first embeddings after 25 of 29 s). Read tasks take `read_cpus` each, beside the actors.
     `actor_resources`: custom resources each actor needs (e.g. {"genlab_worker": 1}, one per node: the pool
-    spreads over the nodes)."""
+    spreads over the nodes).
+    `embedder`: the callable class the pool runs (constructed with model, pretrained, threads); benchmarks swap
+    in one that embeds nothing to measure Ray Data's own start-up."""
     ray = init_ray()
     source = Path(source).resolve()
     rows = count_rows(source)
@@ -49,7 +52,7 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
         ds = ds.map_batches(_path_ids, fn_kwargs={"root": str(source)}, batch_format="numpy")
     ds.context.target_max_block_size = int(block_mb * 2**20)  # this dataset's copy of the context
     threads = threads_per_actor or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    ds = ds.map_batches(Embedder, fn_constructor_kwargs={"model": model, "pretrained": pretrained,
+    ds = ds.map_batches(embedder, fn_constructor_kwargs={"model": model, "pretrained": pretrained,
                                                          "threads": threads},
                         batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                         num_cpus=cpus_per_actor, resources=actor_resources or None)
