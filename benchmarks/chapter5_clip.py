@@ -8,7 +8,8 @@
     python benchmarks/chapter5_clip.py --only index_floor --run runs/clip-rn__0__...   # the pool without a model
     python benchmarks/chapter5_clip.py --only workers     # 1 vs 2 Ray Train workers, same loss curve?
 
--> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_index_scale.json, clip_workers.json
+-> benchmarks/results/clip_train.json, clip_profile.json, clip_index.json, clip_index_scale.json, clip_index_floor.json,
+   clip_workers.json
 """
 
 from __future__ import annotations
@@ -276,7 +277,8 @@ def _latency(search, queries: torch.Tensor) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["train", "profile", "index", "index_scale", "index_floor", "workers"], required=True)
+    parser.add_argument("--only", choices=["train", "profile", "index", "index_scale", "index_floor", "workers"],
+                        required=True)
     parser.add_argument("--run", type=Path, help="a finished jobs/clip.py run directory (train, index)")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--reps", type=int, default=10)
