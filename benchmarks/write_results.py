@@ -193,6 +193,7 @@ def clip_rows() -> list[str]:
             rows.append(f"| {label} | >= {bar} | {m[key]:.4f} | {verdict(m[key] >= bar)} | {cmd} |")
         key = "test/test_templates_attribute_exact_top1"
         for name, label in (("clip_train_v3_e12", "the same, 12 epochs instead of 8"),
+                            ("clip_train_v3_e16", "the same, 16 epochs"),
                             ("clip_train_v3_hn", "the same with NegCLIP hard negatives (sides / colours swapped)"),
                             ("clip_train_v2", "the same, caption data v2 (no training caption relates two objects "
                                               "with \"right\")"),
