@@ -203,35 +203,32 @@ def bench_index_floor(run: Path, batch: int, actors: int) -> None:
     """The Ray Data arm of `bench_index` with pool members that run no model: importing nothing, torch, or torch
     and open_clip (what the real `Embedder` imports). Its first batch bounds the real pipeline's start-up from below."""
     from genlab.data.shards import ensure_shards
-    from genlab.distributed.embed import embed_with_ray
-    from genlab.distributed.env import init_ray
     from genlab.multimodal.models import resolve_weights
 
     source = ensure_shards("captions", "train")
     name, weights = resolve_weights(str(run), "")
-    init_ray()
     out = {"source": "captions:train", "batch": batch, "actors": actors, "rows": {}}
     for imports in ("", "torch", "torch,open_clip"):
-        t0, timings = time.perf_counter(), {}
-        ids, _ = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
-                                timings=timings, progress=False,
-                                embedder=type("_NoModel", (_NoModel,), {"IMPORTS": imports}))
-        out["rows"][imports or "nothing"] = {"images": len(ids), "wall_s": time.perf_counter() - t0, **timings}
+        _, _, out["rows"][imports or "nothing"] = _ray_arm(
+            source, name, weights, batch, actors, threads_per_actor=0, progress=False,
+            embedder=type("_NoModel", (_NoModel,), {"IMPORTS": imports}))
     out["command"] = "python " + " ".join(sys.argv)
     save("clip_index_floor", out)
 
 
-def _ray_arm(source, name: str, weights: str, batch: int, actors: int, threads_per_actor: int) -> tuple:
+def _ray_arm(source, name: str, weights: str, batch: int, actors: int, threads_per_actor: int,
+             **embed_kwargs) -> tuple:
     """(ids, embeddings, timing row) of the Ray Data arm. The cluster's start-up is not part of the embedding;
     the pipeline's (actors, imports) is. Ray's CPU count is bookkeeping (the actors' torch threads are set apart):
-    the actors take one of the node's two, the other is left to Ray Data's file listing and read tasks."""
+    the actors take one of the node's two, the other is left to Ray Data's file listing and read tasks.
+    `embed_kwargs` go to `embed_with_ray` (e.g. another `embedder`)."""
     from genlab.distributed.embed import embed_with_ray
     from genlab.distributed.env import init_ray
 
     init_ray()
     t0, timings = time.perf_counter(), {}
     ids, emb = embed_with_ray(source, name, weights, batch, actors=actors, cpus_per_actor=1 / actors,
-                              threads_per_actor=threads_per_actor, timings=timings)
+                              threads_per_actor=threads_per_actor, timings=timings, **embed_kwargs)
     return ids, emb, {"images": len(ids), "wall_s": time.perf_counter() - t0, "actors": actors,
                       "threads_per_actor": threads_per_actor, **timings}
 

@@ -73,8 +73,13 @@ def _article(word: str) -> str:
 
 # Templates: (objects, size, position, phrase) -> (caption, names) where `names` lists the attributes the caption
 # states. One-object templates get (cls, colour, size, position) phrases; two-object ones two (cls, colour).
+def _coloured(o) -> str:
+    """"a red seven", "an orange bag": the phrase most templates name an object by."""
+    return f"{_article(o['colour'])} {o['colour']} {o['cls']}"
+
+
 def _t_pos(o, r):
-    return f"{_article(o['colour'])} {o['colour']} {o['cls']} in the {o['pos']}", ("class", "colour", "pos")
+    return f"{_coloured(o)} in the {o['pos']}", ("class", "colour", "pos")
 
 
 def _t_size(o, r):
@@ -87,7 +92,7 @@ def _t_written(o, r):
 
 
 def _t_picture(o, r):
-    return f"a picture of {_article(o['colour'])} {o['colour']} {o['cls']}", ("class", "colour")
+    return f"a picture of {_coloured(o)}", ("class", "colour")
 
 
 def _t_bare(o, r):
@@ -100,46 +105,43 @@ def _t_showing(o, r):
 
 
 def _h_there_is(o, r):
-    return f"there is {_article(o['colour'])} {o['colour']} {o['cls']} in the {o['pos']}", ("class", "colour", "pos")
+    return f"there is {_coloured(o)} in the {o['pos']}", ("class", "colour", "pos")
 
 
 def _h_parens(o, r):
     return f"{o['cls']} ({o['colour']}, {o['size']})", ("class", "colour", "size")
 
 
+# Two objects: `a` is the left one, `b` the right one.
+_WITH_SIDES = ("class", "colour", "side")
+
+
 def _t2_next(a, b, r):
-    return (f"{_article(a['colour'])} {a['colour']} {a['cls']} next to {_article(b['colour'])} {b['colour']} "
-            f"{b['cls']}", ("class", "colour"))
+    return f"{_coloured(a)} next to {_coloured(b)}", ("class", "colour")
 
 
 def _t2_sides(a, b, r):
-    return (f"{_article(a['colour'])} {a['colour']} {a['cls']} on the left and {_article(b['colour'])} "
-            f"{b['colour']} {b['cls']} on the right", ("class", "colour", "side"))
+    return f"{_coloured(a)} on the left and {_coloured(b)} on the right", _WITH_SIDES
 
 
 def _t2_left_of(a, b, r):
-    return (f"{_article(a['colour'])} {a['colour']} {a['cls']} to the left of {_article(b['colour'])} "
-            f"{b['colour']} {b['cls']}", ("class", "colour", "side"))
+    return f"{_coloured(a)} to the left of {_coloured(b)}", _WITH_SIDES
 
 
 def _t2_sides_reversed(a, b, r):
-    return (f"{_article(b['colour'])} {b['colour']} {b['cls']} on the right and {_article(a['colour'])} "
-            f"{a['colour']} {a['cls']} on the left", ("class", "colour", "side"))
+    return f"{_coloured(b)} on the right and {_coloured(a)} on the left", _WITH_SIDES
 
 
 def _t2_on_left_of(a, b, r):
-    return (f"{_article(a['colour'])} {a['colour']} {a['cls']} on the left of {_article(b['colour'])} "
-            f"{b['colour']} {b['cls']}", ("class", "colour", "side"))
+    return f"{_coloured(a)} on the left of {_coloured(b)}", _WITH_SIDES
 
 
 def _t2_on_right_of(a, b, r):
-    return (f"{_article(b['colour'])} {b['colour']} {b['cls']} on the right of {_article(a['colour'])} "
-            f"{a['colour']} {a['cls']}", ("class", "colour", "side"))
+    return f"{_coloured(b)} on the right of {_coloured(a)}", _WITH_SIDES
 
 
 def _h2_right_of(a, b, r):
-    return (f"{_article(b['colour'])} {b['colour']} {b['cls']} to the right of {_article(a['colour'])} "
-            f"{a['colour']} {a['cls']}", ("class", "colour", "side"))
+    return f"{_coloured(b)} to the right of {_coloured(a)}", _WITH_SIDES
 
 
 TEMPLATES_1 = [_t_pos, _t_size, _t_written, _t_picture, _t_bare, _t_showing]
