@@ -24,6 +24,7 @@ from genlab.core.rundir import make_run_dir
 from genlab.core.runtime import LocalRuntime
 from genlab.data import load_dataset
 from genlab.eval.fld_reference import reference_dir, train_reference_classifier
+from results_common import command  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
             if args.epochs:
                 cfg.epochs = args.epochs
             result = run_preset(name, cfg, train_set, test_set)
-        result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": "python " + " ".join(sys.argv)}
+        result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command()}
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
         print(json.dumps({"name": name, **{k: v for k, v in result["metrics"].items() if "/" not in k or
                                            k.startswith("eval/")}}, default=float))

@@ -40,10 +40,11 @@ from genlab.gan.evaluate import evaluate_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chapter1_quality import RESULTS, machine  # noqa: E402
+from results_common import command  # noqa: E402
 
 
 def _save(name: str, result: dict) -> None:
-    result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": "python " + " ".join(sys.argv)}
+    result |= {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "command": command()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(json.dumps(result, default=float)[:2000])

@@ -27,6 +27,7 @@ from genlab.diffusion.train import train as train_ddpm
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chapter1_quality import RESULTS, machine  # noqa: E402
+from results_common import command  # noqa: E402
 
 
 UNCOND_CHANNELS = 32
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     result = {"name": args.only, "metrics": metrics, "wall_s": time.time() - t0, "run_dir": str(run_dir),
               "epochs_wall_s": train_wall_s(run_dir),  # every epoch, across resumptions
               "config": to_dict(cfg), "date": time.strftime("%Y-%m-%d"), "machine": machine(),
-              "command": "python " + " ".join(sys.argv), "resumed": bool(args.resume)}
+              "command": command(), "resumed": bool(args.resume)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"train_{args.only}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     print(json.dumps(result["metrics"], default=float))

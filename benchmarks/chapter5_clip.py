@@ -32,6 +32,7 @@ sys.path.insert(0, str(HERE.parent / "platform"))
 from genlab.core.config import load_json  # noqa: E402
 from genlab.distributed.trainer import final_metrics  # noqa: E402
 from genlab.multimodal.config import ClipConfig  # noqa: E402
+from results_common import command  # noqa: E402
 
 
 def machine() -> str:
@@ -107,7 +108,7 @@ def profile(batch: int, reps: int) -> None:
                                "params_image": sum(p.numel() for p in model.visual.parameters()),
                                "params_total": sum(p.numel() for p in model.parameters())}
         print(name, {k: round(v, 4) for k, v in med.items()}, flush=True)
-    out["command"] = "python " + " ".join(sys.argv)
+    out["command"] = command()
     save("clip_profile", out)
 
 
@@ -155,7 +156,7 @@ def bench_index(run: Path, n_queries: int, batch: int, actors: int, threads_per_
                      **_latency(lambda q: index.search_ann(q, 10), queries)}
     out["n"] = len(index)
     out["dim"] = index.dim
-    out["command"] = "python " + " ".join(sys.argv)
+    out["command"] = command()
     save("clip_index", out)
 
 
@@ -182,7 +183,7 @@ def bench_index_scale(run: Path, batch: int, actors: int, threads_per_actor: int
     for k in ("in_process", "ray_data"):
         out[k]["images_per_s"] = out[k]["images"] / out[k]["wall_s"]
     out["ray_vs_in_process"] = out["ray_data"]["images_per_s"] / out["in_process"]["images_per_s"]
-    out["command"] = "python " + " ".join(sys.argv)
+    out["command"] = command()
     save("clip_index_scale", out)
 
 
@@ -212,7 +213,7 @@ def bench_index_floor(run: Path, batch: int, actors: int) -> None:
         _, _, out["rows"][imports or "nothing"] = _ray_arm(
             source, name, weights, batch, actors, threads_per_actor=0, progress=False,
             embedder=type("_NoModel", (_NoModel,), {"IMPORTS": imports}))
-    out["command"] = "python " + " ".join(sys.argv)
+    out["command"] = command()
     save("clip_index_floor", out)
 
 
@@ -256,7 +257,7 @@ def workers(steps: int) -> None:
     a, b = (np.array([v for _, v in out["runs"][n]["loss_curve"]]) for n in ("1", "2"))
     out["max_abs_loss_diff"] = float(np.abs(a - b).max())
     out["max_rel_loss_diff"] = float((np.abs(a - b) / a).max())
-    out["command"] = "python " + " ".join(sys.argv)
+    out["command"] = command()
     save("clip_workers", out)
 
 

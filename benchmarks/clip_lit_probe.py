@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 from chapter5_clip import save  # noqa: E402
 
 from genlab.data import captions as C  # noqa: E402
+from results_common import command  # noqa: E402
 
 
 def sided_captions(split: str, n: int) -> tuple[list[str], np.ndarray]:
@@ -118,7 +119,7 @@ def main() -> None:
     for name, embed in towers:
         out["probes"][name] = probe(embed(train_caps), train_y, embed(test_caps), test_y)
         print(name, out["probes"][name], flush=True)
-    out |= {"runs": args.run, "wall_s": time.perf_counter() - t0, "command": "python " + " ".join(sys.argv)}
+    out |= {"runs": args.run, "wall_s": time.perf_counter() - t0, "command": command()}
     save("clip_lit_probe", out)
 
 

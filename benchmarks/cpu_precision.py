@@ -27,6 +27,7 @@ from genlab.diffusion import DiffusionConfig, NoiseSchedule, UNet
 from genlab.diffusion.train import diffusion_loss
 from genlab.gan import GAN, GANConfig
 from genlab.gan.losses import discriminator_loss, generator_loss
+from results_common import command  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 MODES = {"fp32": (False, False), "fp32_cl": (False, True), "bf16": (True, False), "bf16_cl": (True, True)}
@@ -143,7 +144,7 @@ def main(argv=None) -> int:
             row[mode] = time_step(unet_step(False, compiled=True), bf16, args.reps)
             row[f"speedup_{mode}"] = row["fp32"] / row[mode]
         print("ddpm unet b128 compiled", {k: round(v, 4) for k, v in row.items() if "compiled" in k}, flush=True)
-    out |= {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "reps": args.reps}
+    out |= {"date": time.strftime("%Y-%m-%d"), "command": command(), "reps": args.reps}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cpu_precision.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: v for k, v in out.items() if k != "steps_s"}, indent=1))

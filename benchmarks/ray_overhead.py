@@ -22,6 +22,7 @@ from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.core.rundir import make_run_dir, read_metrics
 from genlab.distributed.env import init_ray
 from genlab.distributed.trainer import RayConfig, fit
+from results_common import command  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LOOP = "genlab.autoencoders.train:train"
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         r["loop_ratio"] = r["loop_s"] / base["loop_s"]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ray_overhead.json").write_text(json.dumps(
-        {"date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv), "epochs": args.epochs,
+        {"date": time.strftime("%Y-%m-%d"), "command": command(), "epochs": args.epochs,
          "steps_per_setting": base["steps"], "rows": rows}, indent=2) + "\n")
     for r in rows:
         print(f"{r['setting']:32s} wall {r['wall_s']:7.1f}s ({r['wall_ratio']:.3f}x)  loop {r['loop_s']:7.1f}s "

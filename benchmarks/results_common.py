@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def portable(arg: str) -> str:
+    """A path of this machine as the repository sees it (`benchmarks/x.py`, `../longruns/run`), so that no
+    committed result or document names a machine's own folders."""
+    if not arg.startswith("/"):
+        return arg
+    path = Path(arg)
+    for base, prefix in ((ROOT, ""), (ROOT.parent, "../")):
+        if path.is_relative_to(base):
+            return prefix + str(path.relative_to(base))
+    return arg
+
+
+def command(argv: list[str] | None = None) -> str:
+    """The command line that made a result, for its JSON's `command` field."""
+    return "python " + " ".join(portable(a) for a in (sys.argv if argv is None else argv))
 
 
 def load(name: str) -> dict | None:

@@ -21,6 +21,7 @@ from genlab.core.checkpoint import find_latest_checkpoint, load_model
 from genlab.core.rundir import read_metrics
 from genlab.data import load_dataset
 from genlab.eval.likelihood import binarize, iwae_log_likelihood
+from results_common import command  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
                      for s in tqdm(range(0, len(x), args.batch_size), desc=f"IW-NLL k={args.k}")])
     result = {"checkpoint": str(ckpt), "k": args.k, "n_images": len(x), "iw_nll_nats": float(nll.mean()),
               "std_error": float(nll.std() / math.sqrt(len(nll))), "wall_s": time.time() - t0,
-              "date": time.strftime("%Y-%m-%d"), "command": "python " + " ".join(sys.argv)}
+              "date": time.strftime("%Y-%m-%d"), "command": command()}
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else ckpt.parent
     epochs = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/neg_elbo_nats" in r]
     if epochs:  # the training run's own last-epoch numbers, for the record

@@ -9,7 +9,7 @@ import torch
 from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.autoencoders.train import train
 from genlab.core.checkpoint import find_latest_checkpoint, load_model, load_train_state
-from genlab.core.rundir import read_metrics
+from genlab.core.rundir import read_metrics, read_timeline
 from genlab.core.runtime import LocalRuntime, autocast_for
 from genlab.core.train_state import TrainState
 
@@ -29,6 +29,11 @@ def test_time_budget_stops_after_a_checkpointed_epoch_and_resume_finishes_identi
     b = load_model(find_latest_checkpoint(tmp_path / "split")).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["epoch"] for r in read_metrics(tmp_path / "split" / "metrics.jsonl") if "epoch" in r] == [1, 2, 3]
+    # the timeline names the points timings use: each (re)start's first applied step, and the end of training
+    first, last = read_timeline(tmp_path / "split", "first_step_end"), read_timeline(tmp_path / "split", "last_step_end")
+    per_epoch = 256 // 32
+    assert [r["step"] for r in first] == [1, per_epoch + 1] and [r["step"] for r in last] == [per_epoch, 3 * per_epoch]
+    assert first[0]["at"] <= last[0]["at"] <= first[1]["at"] <= last[1]["at"]
 
 
 def test_checkpoint_keeps_one_rng_state_per_rank(tmp_path, tiny_mnist):

@@ -25,3 +25,28 @@ def test_a_placeholder_for_a_missing_result_fails_loudly():
         f"{write_results.load('sampler_timing')['seconds']['ddpm-1000'] / 60:.1f} min"
     assert re.fullmatch(r"\d+", write_results.render_notes(
         "{{meta_maml_glyphs > metrics > test/5w1s_acc | -meta_maml_fo_glyphs > metrics > test/5w1s_acc | *100 | .0f}}"))
+
+
+def test_results_md_is_the_current_rendering_of_the_results():
+    """A JSON, NOTES.md or a renderer changed without `python benchmarks/write_results.py` fails here."""
+    assert write_results.render() == (BENCH / "RESULTS.md").read_text(), \
+        "RESULTS.md is stale: run `python benchmarks/write_results.py` and commit it"
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(work|tmp|root|home|Users|opt)/")
+
+
+@pytest.mark.parametrize("doc", ["README.md", "benchmarks/RESULTS.md", "benchmarks/NOTES.md"])
+def test_no_path_of_a_machine_in_a_committed_document(doc):
+    text = (BENCH.parent / doc).read_text()
+    hits = [line for line in text.splitlines() if MACHINE_PATH.search(line)]
+    assert not hits, f"{doc} names a machine's own folders (use repository-relative paths): {hits[:3]}"
+
+
+def test_commands_in_results_are_repository_relative():
+    from results_common import command, portable
+
+    root = BENCH.parent
+    assert portable(str(root / "benchmarks" / "x.py")) == "benchmarks/x.py"
+    assert portable(str(root.parent / "longruns" / "run")) == "../longruns/run"
+    assert command([str(root / "benchmarks" / "x.py"), "--only", "a"]) == "python benchmarks/x.py --only a"

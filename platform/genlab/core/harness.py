@@ -43,6 +43,7 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
     if ckpt is not None:
         log.info("resumed from %s at step %d (epoch %d)", ckpt, state.step, state.epoch)
     rt.begin(state.step)  # what was reported after that checkpoint is redone, and reported again
+    first_step = state.step + 1
     per_worker = max(1, batch_size // rt.world_size) if batch_size else 0
     items_per_step = items_per_step or per_worker * rt.world_size
     epochs = math.ceil(total_steps / steps_per_epoch)
@@ -60,8 +61,10 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
             tw = time.perf_counter()
             batch = next(batches) if batches is not None else None
             wait += time.perf_counter() - tw
-            values = {k: float(v) for k, v in step_fn(batch).items()}
+            values = {k: float(v) for k, v in step_fn(batch).items()}  # float(): the step has been applied
             state.step += 1
+            if state.step == first_step:
+                rt.mark("first_step_end", state.step)
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
                 window[k] = window.get(k, 0.0) + v
@@ -104,6 +107,7 @@ def fit(rt: Runtime, state: TrainState, step_fn: StepFn, *, family: str, config,
             stopped = True
             break
     bar.close()
+    rt.mark("last_step_end", state.step)
     final = final_fn() if rt.is_main and final_fn is not None and not stopped else {}
     if final or rt.world_size > 1:  # Ray Train's report is collective: every rank reports, rank 0's numbers
         rt.report({"step": state.step, **final})

@@ -46,6 +46,22 @@ class MetricsWriter:
             tmp.replace(self.path)
 
 
+TIMELINE = "timeline.jsonl"
+
+
+def mark_event(run_dir: str | Path, event: str, step: int) -> None:
+    """Append `{"event", "at" (epoch s), "step"}` to the run's timeline.jsonl: the points a timing or an overlap
+    check names (`first_step_end`: the first optimizer step of a (re)start applied; `last_step_end`: training
+    over, before the final evaluation)."""
+    with (Path(run_dir) / TIMELINE).open("a") as f:
+        f.write(json.dumps({"event": event, "at": time.time(), "step": step}) + "\n")
+
+
+def read_timeline(run_dir: str | Path, event: str) -> list[dict]:
+    """Every `event` record of a run's timeline, oldest first (one per (re)start of training)."""
+    return [r for r in read_metrics(Path(run_dir) / TIMELINE) if r["event"] == event]
+
+
 def read_metrics(path: Path) -> list[dict]:
     path = Path(path)
     if not path.exists():

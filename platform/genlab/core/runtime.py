@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from genlab.core.checkpoint import find_latest_checkpoint, step_checkpoints
-from genlab.core.rundir import MetricsWriter
+from genlab.core.rundir import MetricsWriter, mark_event
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (images uint8 (B, 28, 28), labels int64 (B,))
 
@@ -41,6 +41,7 @@ class Runtime(Protocol):
     def report(self, metrics: dict, checkpoint: Path | None = None) -> None: ...
     def latest_checkpoint(self) -> Path | None: ...
     def begin(self, step: int) -> None: ...  # training (re)starts at `step`: forget metrics reported after it
+    def mark(self, event: str, step: int) -> None: ...  # rank 0 notes when a point of the run was reached
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -121,6 +122,9 @@ class LocalRuntime:
 
     def begin(self, step: int) -> None:
         self.metrics.rewind(step)
+
+    def mark(self, event: str, step: int) -> None:
+        mark_event(self.run_dir, event, step)
 
     def latest_checkpoint(self) -> Path | None:
         """The newest checkpoint of `resume_from` (a run dir or a checkpoint dir) or of this run dir."""

@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -60,9 +61,12 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
                  include_dashboard=dashboard, log_to_driver=True)
     if quiet:
         quiet_console.install()
-        from ray.data import DataContext
-
-        DataContext.get_current().enable_progress_bars = False
+        # Ray Data's operator bars off. Through its environment default when ray.data is not imported yet: the
+        # import costs ~0.9 s, on the path from `ray job submit` to the first step of jobs that never use it.
+        if "ray.data" in sys.modules:
+            sys.modules["ray.data"].DataContext.get_current().enable_progress_bars = False
+        else:
+            os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
     return ray
 
 

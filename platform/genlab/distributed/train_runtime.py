@@ -16,7 +16,7 @@ from ray.experimental.tqdm_ray import tqdm as tqdm_ray
 from torch import nn
 
 from genlab.core.distributed import gather_objects
-from genlab.core.rundir import MetricsWriter
+from genlab.core.rundir import MetricsWriter, mark_event
 from genlab.core.runtime import Batch, autocast_for, shuffled_batches
 from genlab.data.shards import decode_batch, read_shards, shard_shape
 
@@ -121,6 +121,10 @@ class RayTrainRuntime:
             f.write(json.dumps({"started_at": time.time(), "start_step": step, "world_size": self.world_size,
                                 "nodes": len(set(nodes)), "node_of_rank": nodes,
                                 "pid_of_rank": [pid for _, pid in self._where]}) + "\n")
+
+    def mark(self, event: str, step: int) -> None:
+        if self.is_main:
+            mark_event(self.run_dir, event, step)
 
     def latest_checkpoint(self) -> Path | None:
         ckpt = ray.train.get_checkpoint()
