@@ -32,10 +32,30 @@ THINGS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight"
           "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
+SIZES = ["small ", "large ", ""]
+PLACES = ["", " on the left", " on the right", " at the top"]
+RELATIONS = ["next to", "to the left of"]
+
+
 def queries(n: int, seed: int = 0) -> list[str]:
-    """Varied queries (no two in a row alike, so no cache anywhere can answer)."""
-    rng = random.Random(seed)
-    return [f"a {rng.choice(['small ', 'large ', ''])}{rng.choice(COLOURS)} {rng.choice(THINGS)}" for _ in range(n)]
+    """`n` distinct queries in a seeded order (one object with size, colour and place, or two coloured objects
+    and a relation): no query is sent twice in a run, so no cache anywhere can answer one."""
+    one = [f"a {s}{c} {t}{p}" for s in SIZES for c in COLOURS for t in THINGS for p in PLACES]
+    two = [f"a {c1} {t1} {r} a {c2} {t2}" for c1 in COLOURS for t1 in THINGS for r in RELATIONS
+           for c2 in COLOURS for t2 in THINGS]
+    pool = one + two
+    if n > len(pool):
+        raise ValueError(f"{n} requests asked for, but only {len(pool):,} distinct queries exist: lower "
+                         "--max-requests / --single-requests / --warmup")
+    return random.Random(seed).sample(pool, n)
+
+
+def phases(args) -> dict[str, list[str]]:
+    """Disjoint query lists for the warm-up, the one-client run and the many-client run (the batched and the
+    unbatched app get the same lists: a comparison under the same load; each app is deployed afresh)."""
+    texts = queries(args.warmup + args.single_requests + args.max_requests)
+    a, b = args.warmup, args.warmup + args.single_requests
+    return {"warmup": texts[:a], "one": texts[a:b], "many": texts[b:]}
 
 
 def check_loopback(url: str) -> None:
@@ -43,11 +63,11 @@ def check_loopback(url: str) -> None:
         raise SystemExit(f"{url}: this load generator only targets loopback (127.0.0.1)")
 
 
-async def load(url: str, clients: int, seconds: float, max_requests: int, k: int = 10, generate: bool = False) -> dict:
-    """`clients` closed-loop clients send text searches (or one-image generations) until `seconds` pass or
-    `max_requests` are sent."""
+async def load(url: str, clients: int, seconds: float, texts: list[str], k: int = 10, generate: bool = False) -> dict:
+    """`clients` closed-loop clients send text searches (or one-image generations) of `texts`, each once, in
+    order, until `seconds` pass or every text is sent."""
     check_loopback(url)
-    texts = queries(max_requests)
+    max_requests = len(texts)
     latencies, errors, statuses = [], 0, {}
     sent = 0
     deadline = time.perf_counter() + seconds
@@ -111,10 +131,10 @@ def fuzz(url: str, max_examples: int, workdir: Path, seed: int = 0, timeout_s: f
             "exit_code": res.returncode, "output_tail": res.stdout[-3000:] + res.stderr[-2000:]}
 
 
-def measure(url: str, args) -> dict:
+def measure(url: str, args, texts: dict[str, list[str]]) -> dict:
     generate = bool(args.pipeline)
-    one = asyncio.run(load(url, 1, args.single_seconds, args.single_requests, generate=generate))
-    many = asyncio.run(load(url, args.clients, args.seconds, args.max_requests, generate=generate))
+    one = asyncio.run(load(url, 1, args.single_seconds, texts["one"], generate=generate))
+    many = asyncio.run(load(url, args.clients, args.seconds, texts["many"], generate=generate))
     return {"one_client": one, f"{args.clients}_clients": many}
 
 
@@ -148,9 +168,10 @@ def main() -> None:
     p.add_argument("--single-requests", type=int, default=500)
     p.add_argument("--warmup", type=int, default=50, help="requests sent (and not counted) before measuring")
     args = p.parse_args()
+    texts = phases(args)
     if args.url:
-        asyncio.run(load(args.url, 1, 30, args.warmup))
-        print(json.dumps(measure(args.url, args), indent=1))
+        asyncio.run(load(args.url, 1, 30, texts["warmup"]))
+        print(json.dumps(measure(args.url, args, texts), indent=1))
         return
     if not (args.weights or args.pipeline):
         p.error("give --url of a running app, or --weights (or --pipeline) to start one")
@@ -165,8 +186,8 @@ def main() -> None:
     out = {"mode": "fast ingress (HAProxy)" if args.fast_ingress else "Serve's default proxy"}
     for batching in {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]:
         url = start_app(args, batching)
-        asyncio.run(load(url, 4, 30, args.warmup, generate=bool(args.pipeline)))
-        out["batched" if batching else "unbatched"] = measure(url, args)
+        asyncio.run(load(url, 4, 30, texts["warmup"], generate=bool(args.pipeline)))
+        out["batched" if batching else "unbatched"] = measure(url, args, texts)
         print(json.dumps(out, indent=1), flush=True)
         if args.fuzz_examples and "fuzz" not in out:  # against the first app measured (batched unless --batching off)
             import tempfile
@@ -181,12 +202,23 @@ def main() -> None:
     index = Path(args.index_dir) / "index.json"
     what = "one-image generations" if args.pipeline else "text search k=10"
     out |= {"index_dir": args.index_dir, "index_size": json.loads(index.read_text())["count"] if index.exists() else 0,
-            "pipeline": args.pipeline, "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, {what}",
+            "pipeline": args.pipeline, "pipeline_smoke_trained": _smoke_trained(args.pipeline),
+            "queries": "each query sent once per app: warm-up, one-client and many-client lists disjoint",
+            "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, {what}",
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator"}
     (HERE / "results").mkdir(exist_ok=True)
     name = ("serve_generate" if args.pipeline else "serve_load") + ("_fast" if args.fast_ingress else "") + ".json"
     (HERE / "results" / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _smoke_trained(pipeline: str) -> bool | None:
+    """Whether the served pipeline came from a `--smoke-test` run (its timings are then of the mechanics only)."""
+    for folder in (Path(pipeline), Path(pipeline).parent) if pipeline else ():  # the run, or a pipeline inside it
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+        if "smoke_test" in config:
+            return bool(config["smoke_test"])
+    return None
 
 
 async def _get(url: str) -> tuple[int, bytes]:

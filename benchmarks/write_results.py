@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE.parent / "platform"))
 sys.path.insert(0, str(HERE))
 
 from results_common import load, verdict  # noqa: E402
+from results_glance import glance_rows  # noqa: E402
 from results_meta import chapter4_rows, handwriting_rows  # noqa: E402
 from results_pipeline import generator_rows, pipeline_rows  # noqa: E402
 from results_rl import chapter3_rows  # noqa: E402
@@ -445,19 +446,31 @@ def render() -> str:
     return "\n".join(text) + "\n"
 
 
+README = HERE.parent / "README.md"
+GLANCE = re.compile(r"(<!-- results:begin -->\n).*?(<!-- results:end -->)", re.S)
+
+
+def render_readme(text: str) -> str:
+    """README.md with its results-at-a-glance table (between the two marker comments) rendered anew."""
+    if not GLANCE.search(text):
+        raise ValueError("README.md lacks the <!-- results:begin --> / <!-- results:end --> markers")
+    return GLANCE.sub(lambda m: m.group(1) + "\n".join(glance_rows()) + "\n" + m.group(2), text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare RESULTS.md with a fresh rendering instead")
     args = parser.parse_args(argv)
-    out, text = HERE / "RESULTS.md", render()
+    outputs = {HERE / "RESULTS.md": render(), README: render_readme(README.read_text())}
+    stale = [path for path, text in outputs.items() if not path.exists() or path.read_text() != text]
     if args.check:
-        if not out.exists() or out.read_text() != text:
-            print(f"{out} is not the rendering of benchmarks/results/*.json and NOTES.md: run "
+        for path in stale:
+            print(f"{path.name} is not the rendering of benchmarks/results/*.json (and NOTES.md): run "
                   "`python benchmarks/write_results.py` and commit the result", file=sys.stderr)
-            return 1
-        return 0
-    out.write_text(text)
-    print(f"wrote {out} ({text.count(chr(10))} lines)")
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(outputs[path])
+        print(f"wrote {path}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """The cluster configs users deploy with (no Ray started): the launcher YAMLs pass Ray's own validator and broken
-copies fail it; every job command they (and README) show parses with that job's flags; the KubeRay manifests
+copies fail it; every job command they (and README / docs/) show parses with that job's flags; the KubeRay manifests
 agree with each other, with the pinned Ray, and with the Serve config of the search app."""
 
 import copy
@@ -77,17 +77,20 @@ def test_a_broken_copy_fails_the_validator(path, breakage):
 
 
 def job_commands() -> list[tuple[str, str, list[str]]]:
-    """(where, job script, argv) for every `python jobs/<x>.py ...` a cluster file shows or README submits to a
-    cluster (`--address`)."""
+    """(where, job script, argv) for every `python jobs/<x>.py ...` a cluster file shows or README / docs/*.md
+    submit to a cluster (`--address`)."""
     found = []
-    sources = [(p, p.read_text()) for p in LAUNCHER + KUBERAY] + [(ROOT / "README.md", (ROOT / "README.md").read_text())]
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    sources = [(p, p.read_text()) for p in LAUNCHER + KUBERAY + docs]
     for path, text in sources:
         if path.suffix == ".yaml":  # the comments, and the YAML strings as the cluster sees them (folded joined)
             comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
             text = "\n".join(comments + [s for s in _strings(yaml.safe_load(text)) if "jobs/" in s])
+        else:  # a shell command continued with a trailing backslash is one command
+            text = re.sub(r"\\\n\s*", " ", text)
         for line in text.splitlines():
             if path.suffix == ".md" and "--address" not in line:
-                continue  # README's other commands run on this machine's embedded Ray (tests/test_jobs.py)
+                continue  # the docs' other commands run on this machine's embedded Ray (tests/test_jobs.py)
             for match in re.finditer(r"python (jobs/\w+\.py)([^\n`|#]*)", line):
                 found.append((path.name, match.group(1), shlex.split(match.group(2))))
     return found
@@ -117,7 +120,7 @@ def parse_job_flags(script: str, argv: list[str]):
 def test_every_cluster_job_command_parses_with_the_jobs_flags():
     commands = job_commands()
     gpu = [(where, script, argv) for where, script, argv in commands if "--ray.use-gpu" in argv]
-    assert {"cluster.yaml", "gcp.yaml", "rayjob-ddpm.yaml", "README.md"} <= {w for w, _, _ in gpu}, gpu
+    assert {"cluster.yaml", "gcp.yaml", "rayjob-ddpm.yaml", "cluster.md"} <= {w for w, _, _ in gpu}, gpu
     for where, script, argv in commands:
         args = parse_job_flags(script, argv)  # tyro exits (SystemExit) on a flag the job does not take
         if "--ray.use-gpu" in argv:

@@ -65,18 +65,20 @@ def test_rllib_ppo_reaches_450_within_200k_steps():
 
 
 def test_dcgan_learns_in_a_few_hundred_steps(mnist, tmp_path):
-    """400 steps of the seed's DCGAN: FLD of 2,000 samples falls far below the untrained generator's, and D's
-    score for real images stays above its score for fakes."""
-    from genlab.gan import GAN, GANTrainConfig
-    from genlab.gan.evaluate import evaluate_generator
+    """400 steps of the seed's DCGAN: 2,000 samples within 120x the real-data FLD floor, with precision >= 0.35
+    and every digit drawn (class entropy >= 0.9 of ln 10); D scores real images above fakes. Measured on
+    2026-12-07 (AVX2 CPU): FLD ratio 83, precision 0.53, entropy 0.965. A generator trained with the wrong target
+    (it learns to look fake) drew one digit: ratio 536, precision 0.003, entropy 0; the untrained one: ratio 341
+    (the old bar, half the untrained FLD, was a ratio of ~170)."""
+    from genlab.gan import GANTrainConfig
     from genlab.gan.train import train as train_gan
 
     cfg = GANTrainConfig(epochs=2, max_steps_per_epoch=200, log_every=100, fld_samples=2000, figures=False,
                          progress=False)
     torch.manual_seed(0)
-    before = evaluate_generator(GAN(cfg.model), 2000)["fld"]
     metrics = train_gan(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
-    assert metrics["eval/fld"] < 0.5 * before, (metrics["eval/fld"], before)
+    scores = {k: metrics[f"eval/{k}"] for k in ("fld_ratio", "precision", "class_entropy_frac")}
+    assert scores["fld_ratio"] <= 120 and scores["precision"] >= 0.35 and scores["class_entropy_frac"] >= 0.9, scores
     assert metrics["train/d_real"] > metrics["train/d_fake"]
 
 

@@ -2,17 +2,20 @@
 prompts and their checks, the pipeline saved and loaded (its CLIP in plain open_clip), and jobs/pipeline.py
 end to end on Ray (stages, assembly, evaluation, resume)."""
 
+import dataclasses
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
 
+from genlab.core.rundir import read_metrics, read_timeline
 from genlab.pipeline import MixturePrior, PriorConfig, PromptError, RefinerUNet, TextToImagePipeline
 from genlab.pipeline.pipeline import MAX_IMAGES, MAX_PROMPT_CHARS, check_prompts
 from genlab.pipeline.prior import noised_image_embedding
@@ -99,6 +102,40 @@ def test_prompts_name_their_digit_and_held_out_templates_are_new():
         digit_prompts("test")
 
 
+class _RealDigits:
+    """A stand-in pipeline that answers each held-out prompt with a real MNIST test image of the digit it names
+    (or of the next digit, `offset=1`): what the report's class agreement must read as right or wrong."""
+
+    def __init__(self, offset: int):
+        from genlab.data.mnist import load_dataset
+
+        images, labels = load_dataset("mnist", "test")
+        self.by_digit = [images[labels == d].float() / 255 if images.dtype == torch.uint8 else images[labels == d]
+                         for d in range(10)]
+        self.digit_of = {p: d for d, pool in enumerate(digit_prompts("heldout")) for p in pool}
+        self.offset = offset
+
+    def __call__(self, prompts, num_images=1, seed=0, temperature=None):
+        prompts = [prompts] if isinstance(prompts, str) else prompts
+        g = torch.Generator().manual_seed(seed)
+        picks = []
+        for p in prompts:
+            pool = self.by_digit[(self.digit_of[p] + self.offset) % 10]
+            picks.append(pool[torch.randint(len(pool), (num_images,), generator=g)])
+        images = torch.cat(picks)
+        return SimpleNamespace(images=images, raw=images)
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_report_class_agreement_reads_the_digit_each_prompt_asked_for(offset):
+    """Real digits score near 1, the next digit for every prompt near 0 (the classifier errs on ~1% of MNIST)."""
+    from genlab.pipeline.evaluate import evaluate_pipeline
+
+    report = evaluate_pipeline(_RealDigits(offset), n_per_digit=20, quick=True)
+    agreement = report["refined/class_agreement"]
+    assert (agreement >= 0.9) if offset == 0 else (agreement <= 0.1), agreement
+
+
 def test_bad_prompts_are_refused_with_a_reason():
     assert check_prompts("a seven", 2) == ["a seven"]
     for prompts, n, match in [("", 1, "empty"), ("   ", 1, "empty"), ([], 1, "no prompt"),
@@ -144,7 +181,10 @@ def test_text_conditioned_ddpm_trains_and_generates_behind_the_same_call(tmp_pat
 
     parts = FrozenParts(clip_weights=str(random_clip_weights(tmp_path / "clip")))
     cfg = smoke_text_diffusion(TextDiffusionTrainConfig(parts=parts))
+    cfg = dataclasses.replace(cfg, diffusion=dataclasses.replace(cfg.diffusion, epochs=3, max_steps_per_epoch=8))
     train_text_diffusion(cfg, LocalRuntime(tmp_path / "ddpm", {"train": tiny_mnist}, seed=0), tiny_mnist)
+    losses = [r["train/loss"] for r in read_metrics(tmp_path / "ddpm" / "metrics.jsonl") if "epoch" in r]
+    assert len(losses) == 3 and losses[-1] < 0.8 * losses[0], losses  # it learns: the epoch's mean loss falls
     ckpt = find_latest_checkpoint(tmp_path / "ddpm")
     pipe = TextToImagePipeline.from_pretrained(assemble_diffusion(parts, ckpt, tmp_path / "pipe"))
     assert pipe.generator == "diffusion" and pipe.diffusion.cond_dim == pipe.encode_prompts(["a"]).shape[1]
@@ -190,16 +230,27 @@ def test_pipeline_job_smoke_on_ray_then_resume_keeps_the_stages(tmp_path):
     stages = ("prior", "refiner", "text_ddpm")
     for stage in stages:
         assert (run / stage / "done.json").exists() and (run / stage / "metrics.jsonl").exists()
-    # the stages trained at the same time (three on two CPUs: one may wait for a CPU, two overlap)
+    # the stages trained at the same time (three on two CPUs: one may wait for a CPU, two overlap): training
+    # windows, from the worker group's start to the last optimizer step
     start = {s: json.loads((run / s / "worker_groups.jsonl").read_text().splitlines()[0])["started_at"]
              for s in stages}
-    end = {s: (run / s / "done.json").stat().st_mtime for s in stages}
+    end = {s: read_timeline(run / s, "last_step_end")[-1]["at"] for s in stages}
     assert any(start[a] < end[b] and start[b] < end[a] for a in stages for b in stages if a < b), (start, end)
     report = json.loads((run / "report.json").read_text())
-    assert report["n_images"] == 200 and 0 <= report["refined/class_agreement"] <= 1
     assert {f"diversity/{d}" for d in range(10)} <= set(report)
     assert (run / "raw_vs_refined.png").exists() and (run / "one_prompt_64_images.png").exists()
     pipe = TextToImagePipeline.from_pretrained(run / "pipeline")
+    # the report scores the saved pipeline: its held-out prompts again, the digit the classifier reads in each
+    # image against the digit asked for
+    from genlab.eval.fld_reference import reference_classifier
+    from genlab.eval.fld import predict
+    from genlab.pipeline.evaluate import generate_many
+
+    prompts, digits = balanced_prompts(20, "heldout", seed=0)
+    refined, _, _ = generate_many(pipe, prompts, seed=0, temperature=report["temperature"])
+    read = predict(reference_classifier("mnist", quick=True)[0], refined)
+    assert report["n_images"] == 200
+    assert report["refined/class_agreement"] == pytest.approx(float((read == torch.tensor(digits)).double().mean()))
     assert pipe("a seven", 2, seed=0).images.shape == (2, 1, 28, 28)
     # the other generator: its own pipeline directory, figures and report, the same interface
     ddpm_report = json.loads((run / "ddpm" / "report.json").read_text())
@@ -225,7 +276,6 @@ def test_text_conditioned_refiner_step_with_class_discriminator_and_clip_content
     into the discriminator, the content loss through the frozen CLIP image tower (reported)."""
     from genlab.core.checkpoint import load_model
     from genlab.core.runtime import LocalRuntime
-    from genlab.core.rundir import read_metrics
     from genlab.pipeline import RefinerConfig
     from genlab.pipeline.config import FrozenParts, RefinerTrainConfig, smoke_refiner
     from genlab.pipeline.train import train_refiner

@@ -65,13 +65,35 @@ def test_ray_data_embeds_a_caption_split_in_many_blocks_over_two_actors_as_one_l
                                   model=create_clip("genlab-clip-rn")[0]) / "model.safetensors")
     source = ensure_shards("captions_small", "test_combos")
     ids, emb = embed_in_process(source, "genlab-clip-rn", weights, 64, progress=False)
+    from genlab.multimodal.embed import Embedder
+
+    log = tmp_path / "calls.jsonl"
+
+    class LoggingEmbedder(Embedder):  # defined here: Ray ships it by value; each call notes its actor and time
+        def __call__(self, batch: dict) -> dict:
+            import json
+            import os
+            import time
+
+            out = super().__call__(batch)
+            with open(log, "a") as f:
+                f.write(json.dumps({"pid": os.getpid(), "rows": len(batch["id"]), "at": time.time()}) + "\n")
+            return out
+
     timings = {}
     ray_ids, ray_emb = embed_with_ray(source, "genlab-clip-rn", weights, 64, actors=2, cpus_per_actor=1.5,
-                                      threads_per_actor=1, block_mb=0.05, progress=False, timings=timings)
+                                      threads_per_actor=1, block_mb=0.05, progress=False, timings=timings,
+                                      embedder=LoggingEmbedder)
     assert sorted(ray_ids) == sorted(ids) and len(ray_ids) == len(ids) == 500
     order = {i: j for j, i in enumerate(ray_ids)}
     assert torch.allclose(ray_emb[[order[i] for i in ids]], emb, atol=1e-5)
-    assert timings["first_batch_rows"] <= 64
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    rows_by_actor = {}
+    for c in calls:
+        rows_by_actor[c["pid"]] = rows_by_actor.get(c["pid"], 0) + c["rows"]
+    assert len(rows_by_actor) == 2 and sum(rows_by_actor.values()) == 500, rows_by_actor  # both actors embedded
+    # many small blocks: results streamed back while the pool was still embedding (one block would come back whole)
+    assert len(calls) >= 500 // 64 and timings["first_batch_at"] < max(c["at"] for c in calls), (timings, calls)
 
 
 def ddpm_on_faces32():

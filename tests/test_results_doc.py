@@ -33,10 +33,21 @@ def test_results_md_is_the_current_rendering_of_the_results():
         "RESULTS.md is stale: run `python benchmarks/write_results.py` and commit it"
 
 
+def test_readme_results_at_a_glance_is_the_current_rendering():
+    readme = write_results.README.read_text()
+    assert write_results.render_readme(readme) == readme, \
+        "README.md's results table is stale: run `python benchmarks/write_results.py` and commit it"
+    assert "| 5.6 meta-learning |" in readme  # the table is there, between its markers
+
+
 MACHINE_PATH = re.compile(r"(?<![\w.~-])/(work|tmp|root|home|Users|opt)/")
 
 
-@pytest.mark.parametrize("doc", ["README.md", "benchmarks/RESULTS.md", "benchmarks/NOTES.md"])
+DOCS = ["README.md", "benchmarks/RESULTS.md", "benchmarks/NOTES.md",
+        *sorted(f"docs/{p.name}" for p in (BENCH.parent / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS)
 def test_no_path_of_a_machine_in_a_committed_document(doc):
     text = (BENCH.parent / doc).read_text()
     hits = [line for line in text.splitlines() if MACHINE_PATH.search(line)]

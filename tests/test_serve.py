@@ -3,6 +3,7 @@
 in a real browser (Debian's chromium driven by playwright), and a bounded fuzz of the OpenAPI schema."""
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -91,6 +92,21 @@ def test_the_pipeline_to_serve_is_found_and_checked(tmp_path):
 
 
 # -- the app on Ray Serve ---------------------------------------------------------------------------------------
+def test_the_load_generator_sends_each_query_once_and_warms_up_on_other_queries():
+    import argparse
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serve_load import phases, queries
+
+    texts = phases(argparse.Namespace(warmup=50, single_requests=500, max_requests=30_000))
+    sent = texts["warmup"] + texts["one"] + texts["many"]
+    assert [len(texts[k]) for k in ("warmup", "one", "many")] == [50, 500, 30_000]
+    assert len(set(sent)) == len(sent)  # no query twice, back to back or not
+    assert queries(10, seed=1) == queries(10, seed=1) != queries(10, seed=2)
+    with pytest.raises(ValueError, match="distinct queries"):
+        queries(10**6)
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The job's own start-up (`start_search`, embedded Ray) over 500 indexed caption images."""
@@ -113,9 +129,26 @@ def app(tmp_path_factory):
     port = free_port()
     url = start_search(ServeArgs(index_dir=str(work / "index"), allowed_root=str(root), port=port,
                                  pipeline=str(pipeline))).rstrip("/")
-    yield {"url": url, "attrs": attrs, "root": root, "work": work, "weights": weights, "pipeline": pipeline}
+    base = {"pipeline": str(pipeline), "index_dir": str(work / "index"), "allowed_root": str(root)}
+    yield {"url": url, "attrs": attrs, "root": root, "work": work, "weights": weights, "pipeline": pipeline,
+           "base": base}
     serve.shutdown()
     ray.shutdown()
+
+
+@contextlib.contextmanager
+def deployed(app, **changes):
+    """The app redeployed with some of its arguments changed (another index, another pipeline), and the base app
+    back afterwards, whatever the test did: no test depends on the order the module's tests run in."""
+    from ray import serve
+
+    from genlab.serve.search_app import build_app
+
+    serve.run(build_app(app["base"] | changes), name="search", route_prefix="/")
+    try:
+        yield
+    finally:
+        serve.run(build_app(app["base"]), name="search", route_prefix="/")
 
 
 def call(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
@@ -164,6 +197,11 @@ def test_text_search_returns_ranked_hits_with_thumbnails(app):
     scores = [h["score"] for h in out["results"]]
     assert scores == sorted(scores, reverse=True)
     assert "red" in colours(app, out["results"][0]["id"])  # the tiny model knows colours
+    # queries with known answers: the top hit has the colour each names (the tiny model reads colours, not digits)
+    queries = {"a red seven": "red", "a green bag": "green", "a blue sneaker": "blue", "a yellow two": "yellow",
+               "a white four": "white", "a magenta shirt": "magenta"}
+    right = [c in colours(app, search(app, q, k=1)[1]["results"][0]["id"]) for q, c in queries.items()]
+    assert sum(right) >= len(queries) - 1, dict(zip(queries, right))
     status, thumb = call(app["url"] + out["results"][0]["thumbnail"])
     assert status == 200 and Image.open(io.BytesIO(thumb)).size == (32, 32)
     # the index replica embeds the query itself: the hits are those of the served weights' text tower + the index
@@ -346,9 +384,21 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(app, tmp_path):
 
 @pytest.mark.ray
 def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
-    """(An app started afresh over an index on disk: the `serve deploy` step of tests/test_ray_integration.py.)"""
+    """On its own copy of the index (the other tests' index stays as built). (An app started afresh over an index
+    on disk: the `serve deploy` step of tests/test_ray_integration.py.)"""
+    own = app["work"] / "index-for-adding"
+    shutil.rmtree(own, ignore_errors=True)
+    shutil.copytree(app["work"] / "index", own)
+    with deployed(app, index_dir=str(own)):
+        _index_a_folder_then_kill_a_replica_then_reload(app)
+    assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 500  # the base app is back
+
+
+def _index_a_folder_then_kill_a_replica_then_reload(app):
     import ray
     from ray import serve
+
+    from genlab.serve.search_app import build_app
 
     status, out = post_json(app, "/api/index", {"folder": "shapes"})
     assert status == 200 and out["images"] == 4 and out["added"] == 4 and out["count"] == 504
@@ -379,38 +429,39 @@ def test_index_a_folder_survives_a_killed_replica_and_reloads_on_config(app):
     assert json.loads(call(f"{app['url']}/api/stats")[1])["count"] == 504
     assert errors.count(200) > 0 and set(errors) <= {200, 503}, sorted(set(errors))  # a retry hint, never a 500
 
-    # a user_config change reloads the index in place: point it at another index directory and back
-    from genlab.serve.search_app import build_app
-
+    # a user_config change reloads the index in place: point it at another index directory
     other = app["work"] / "other-index"
     build_caption_index(app["weights"], other, split="test_templates")
-    args = {"pipeline": str(app["pipeline"]), "index_dir": str(other), "allowed_root": str(app["root"])}
+    args = app["base"] | {"index_dir": str(other)}
 
     def stats() -> dict:
         return json.loads(call(f"{app['url']}/api/stats")[1])
 
     # (serve.run from Python gives each run a new code version, so replicas restart here; a `serve deploy` that
-    # changes only the user_config reconfigures the running replica, as Ray documents; not measured here). The
-    # module's last test: the app now serves the other index.
+    # changes only the user_config reconfigures the running replica, as Ray documents; not measured here)
     serve.run(build_app(args), name="search", route_prefix="/")
-    assert stats()["count"] == 500
+    assert stats()["count"] == 500 and search(app, "a red seven", 1)[1]["results"][0]["id"].startswith(
+        "captions_small:test_templates/")
 
 
 @pytest.mark.ray
 def test_a_text_conditioned_ddpm_pipeline_is_served_behind_the_same_endpoint(app):
-    """Redeploys the app with the DDPM generator (the module's last test): the served images are the pipeline's
-    own for that prompt and seed, batched or not; guidance steers them; the grid has one row; the page shows it."""
+    """The app redeployed with the DDPM generator (the base app back afterwards): the served images are the
+    pipeline's own for that prompt and seed, batched or not; guidance steers them; the grid has one row; the page
+    shows it."""
+    ddpm_dir = tiny_ddpm_pipeline(app["work"] / "pipeline-ddpm", app["weights"])
+    with deployed(app, pipeline=str(ddpm_dir)):
+        _ddpm_generation_served(app, ddpm_dir)
+    assert post_json(app, "/api/generate", {"prompt": "a seven", "num_images": 1})[1]["generator"] == "prior_vae"
+
+
+def _ddpm_generation_served(app, ddpm_dir: Path):
     import torch
     from concurrent.futures import ThreadPoolExecutor
     from playwright.sync_api import sync_playwright
-    from ray import serve
 
     from genlab.pipeline import TextToImagePipeline
-    from genlab.serve.search_app import build_app
 
-    ddpm_dir = tiny_ddpm_pipeline(app["work"] / "pipeline-ddpm", app["weights"])
-    serve.run(build_app({"pipeline": str(ddpm_dir), "index_dir": str(app["work"] / "index"),
-                         "allowed_root": str(app["root"])}), name="search", route_prefix="/")
     requests = [{"prompt": p, "num_images": n, "seed": s} for p, n, s in
                 [("a seven", 3, 5), ("the digit 2", 1, 0), ("a blue four", 2, 9), ("a seven", 3, 6)]]
     with ThreadPoolExecutor(4) as pool:  # concurrent: batched together on the generator

@@ -37,6 +37,8 @@ class Chapter1Config:
     """Where and how the trainings run."""
     smoke_test: bool = False
     """A few batches per model: checks the whole chain in a few minutes."""
+    smoke_steps: int = 5
+    """Training steps per model in a smoke test (more: the models' trainings overlap long enough to see it)."""
     parallel: int = 2
     """Models trained at the same time, each on its share of the cluster's CPUs (GPUs: `--ray.num-workers` each);
     1 trains them one after the other."""
@@ -53,7 +55,10 @@ def chapter1_models(cfg: Chapter1Config) -> dict[str, TrainConfig]:
                                          **common),
     }
     # one progress bar per model, smoke test or not
-    return {k: dataclasses.replace(smoke_config(v), progress=True) for k, v in models.items()} if cfg.smoke_test else models
+    if not cfg.smoke_test:
+        return models
+    return {k: dataclasses.replace(smoke_config(v), progress=True, max_steps_per_epoch=cfg.smoke_steps)
+            for k, v in models.items()}
 
 
 def run_chapter1(cfg: Chapter1Config) -> Path:

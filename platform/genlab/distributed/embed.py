@@ -20,8 +20,8 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
                    progress: bool = True, timings: dict | None = None,
                    embedder: type = Embedder) -> tuple[list[str], torch.Tensor]:
     """(ids, L2-normalised embeddings) of a parquet directory (`id`, raw `image`) or an image folder.
-    `timings` (if given) gets `first_batch_s` and `first_batch_rows`: the pipeline's start-up (actors start,
-    import torch and open_clip, build the model) before the first embeddings arrive.
+    `timings` (if given) gets `first_batch_s`, `first_batch_rows` and `first_batch_at` (epoch s): the pipeline's
+    start-up (actors start, import torch and open_clip, build the model) before the first embeddings arrive.
     Each actor holds a CPU share of `cpus_per_actor` (fractional: the read tasks need CPUs too) and runs torch
     with `threads_per_actor` threads (0: all of the node's).
     Blocks of at most `block_mb` MiB (~4k caption canvases): Ray 2.60's parquet reader groups 100k rows into 3
@@ -61,7 +61,8 @@ def embed_with_ray(source: str | Path, model: str, pretrained: str | None = None
     with tqdm(total=rows, desc="embed (Ray Data)", unit="img", disable=not progress) as bar:
         for batch in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
             if timings is not None and not ids:
-                timings |= {"first_batch_s": time.perf_counter() - t0, "first_batch_rows": len(batch["id"])}
+                timings |= {"first_batch_s": time.perf_counter() - t0, "first_batch_rows": len(batch["id"]),
+                            "first_batch_at": time.time()}
             ids += batch["id"].tolist()
             embs.append(torch.from_numpy(np.array(batch["embedding"], np.float32)))
             bar.update(len(batch["id"]))

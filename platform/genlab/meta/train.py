@@ -160,16 +160,17 @@ def train(cfg: MetaConfig, rt: Runtime, test=None) -> dict:
 
 
 def test_accuracy(cfg: MetaConfig, learner: nn.Module, test_set) -> dict:
-    """Accuracy +- 95% CI on `cfg.test_episodes` episodes of each task in `cfg.test_tasks` (no rotations)."""
+    """Accuracy +- 95% CI on `cfg.test_episodes` episodes (seed `cfg.test_seed`) of each task in `cfg.test_tasks`
+    (no rotations)."""
     out = {}
     for task in cfg.test_tasks:
         way, shot = parse_task(task)
         sampler = EpisodeSampler(test_set, way, shot, cfg.n_query)
-        acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=2, inner_steps=cfg.eval_inner_steps)
+        acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=cfg.test_seed, inner_steps=cfg.eval_inner_steps)
         out |= {f"test/{task}_acc": acc, f"test/{task}_ci95": ci}
         log.info("test %s: %.4f +- %.4f (%d episodes)", task, acc, ci, cfg.test_episodes)
         if cfg.test_augment:
-            acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=2, tta=cfg.test_augment)
+            acc, ci = evaluate(learner, sampler, cfg.test_episodes, seed=cfg.test_seed, tta=cfg.test_augment)
             out |= {f"test/{task}_tta_acc": acc, f"test/{task}_tta_ci95": ci}
             log.info("test %s, %d warps averaged: %.4f +- %.4f", task, cfg.test_augment, acc, ci)
     return out
