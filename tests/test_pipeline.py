@@ -110,8 +110,7 @@ class _RealDigits:
         from genlab.data.mnist import load_dataset
 
         images, labels = load_dataset("mnist", "test")
-        self.by_digit = [images[labels == d].float() / 255 if images.dtype == torch.uint8 else images[labels == d]
-                         for d in range(10)]
+        self.by_digit = [images[labels == d] for d in range(10)]  # uint8, as the evaluation takes them
         self.digit_of = {p: d for d, pool in enumerate(digit_prompts("heldout")) for p in pool}
         self.offset = offset
 

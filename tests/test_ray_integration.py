@@ -15,6 +15,7 @@ import sys
 import time
 import types
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -88,9 +89,9 @@ def test_ray_data_embeds_a_caption_split_in_many_blocks_over_two_actors_as_one_l
     order = {i: j for j, i in enumerate(ray_ids)}
     assert torch.allclose(ray_emb[[order[i] for i in ids]], emb, atol=1e-5)
     calls = [json.loads(line) for line in log.read_text().splitlines()]
-    rows_by_actor = {}
+    rows_by_actor = Counter()
     for c in calls:
-        rows_by_actor[c["pid"]] = rows_by_actor.get(c["pid"], 0) + c["rows"]
+        rows_by_actor[c["pid"]] += c["rows"]
     assert len(rows_by_actor) == 2 and sum(rows_by_actor.values()) == 500, rows_by_actor  # both actors embedded
     # many small blocks: results streamed back while the pool was still embedding (one block would come back whole)
     assert len(calls) >= 500 // 64 and timings["first_batch_at"] < max(c["at"] for c in calls), (timings, calls)
