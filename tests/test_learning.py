@@ -82,19 +82,22 @@ def test_dcgan_learns_in_a_few_hundred_steps(mnist, tmp_path):
     assert metrics["train/d_real"] > metrics["train/d_fake"]
 
 
-def test_ddpm_learns_in_a_few_hundred_steps(mnist, tmp_path):
-    """300 steps of a small unconditional U-Net: the training loss falls and DDIM-20 samples of the EMA model are
-    far closer to MNIST (FLD) than those of the untrained network."""
+def test_ddpm_learns_in_1500_steps(mnist, tmp_path):
+    """1500 steps of a small unconditional U-Net: DDIM-20 samples of the EMA model come far closer to MNIST (FLD)
+    than those of the untrained network, and many look like digits (precision). Calibrated
+    (benchmarks/results/ddpm_test_calibration.json): the correct loss gives FLD 497 (0.04x untrained) and
+    precision 0.52; a loss that hides t from the network gives FLD 5551 (0.42x) and precision 0.0, at a held-out
+    loss no different (0.0277 vs 0.0284), which is why the bar is not on the loss. At 300 steps neither separated."""
     from genlab.diffusion import DiffusionConfig, NoiseSchedule, SamplerConfig, UNet, UNetConfig
     from genlab.diffusion.evaluate import evaluate_samples
     from genlab.diffusion.train import train as train_ddpm
 
     cfg = DiffusionConfig(unet=UNetConfig(channels=16, channel_mults=(1, 2), attention_levels=(), num_classes=0),
-                          epochs=3, max_steps_per_epoch=100, batch_size=64, warmup_steps=20, ema_decay=0.99,
+                          epochs=15, max_steps_per_epoch=100, batch_size=64, warmup_steps=20, ema_decay=0.99,
                           sampler=SamplerConfig("ddim", steps=20), fld_samples=1000, figures=False, progress=False)
     torch.manual_seed(0)
     before = evaluate_samples(UNet(cfg.unet), NoiseSchedule(cfg.schedule), cfg.sampler, 1000)["fld"]
     metrics = train_ddpm(cfg, LocalRuntime(tmp_path, {"train": mnist[0]}), mnist[1])
     losses = [r["train/loss"] for r in read_metrics(tmp_path / "metrics.jsonl") if "train/loss" in r]
     assert losses[-1] < 0.6 * losses[0], losses
-    assert metrics["eval/fld"] < 0.5 * before, (metrics["eval/fld"], before)
+    assert metrics["eval/fld"] < 0.15 * before and metrics["eval/precision"] >= 0.3, (metrics, before)

@@ -40,7 +40,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 @dataclass
 class JudgeConfig:
-    width: int = 32
+    width: int = 16
     feature_dim: int = 128
 
 
@@ -69,9 +69,10 @@ class ObjectNet(nn.Module):
         super().__init__()
         w = cfg.width
         self.body = nn.Sequential(_conv(3, w), _conv(w, 2 * w), _conv(2 * w, 2 * w, 2), _conv(2 * w, 4 * w),
-                                  _conv(4 * w, 4 * w, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # 20 -> 5
-        self.cls = nn.Sequential(nn.Dropout(0.2), nn.Linear(4 * w, len(CLASSES)))
-        self.colour = nn.Linear(4 * w, len(COLOUR_NAMES))
+                                  _conv(4 * w, 4 * w, 2), nn.Flatten(),  # 20 -> 5: where a stroke is matters
+                                  nn.Linear(4 * w * 25, cfg.feature_dim), nn.ReLU(inplace=True))
+        self.cls = nn.Sequential(nn.Dropout(0.2), nn.Linear(cfg.feature_dim, len(CLASSES)))
+        self.colour = nn.Linear(cfg.feature_dim, len(COLOUR_NAMES))
 
     def forward(self, x):
         f = self.body(x)
