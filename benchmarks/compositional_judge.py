@@ -9,7 +9,7 @@ real held-out ones, before any generator is scored with it:
   the denominators of every generator's relative score;
 - the realism floor: the Frechet distance, in the judge's CanvasNet feature space, between two independent real
   renderings of the test prompts.
-The judge is cached under GENLAB_DATA_DIR (judge/compositional-v1); --retrain trains it again.
+The judge is cached under GENLAB_DATA_DIR (judge/compositional-v<version>); --retrain trains it again.
 """
 
 from __future__ import annotations

@@ -206,8 +206,51 @@ def test_a_condition_vector_unet_reads_the_vector_and_guides_against_the_zero_ve
         torch.testing.assert_close(predict_eps(model, x, 10, e, 3.0), uncond + 3.0 * (cond - uncond))
     with pytest.raises(ValueError, match=r"\(B, 6\) condition vectors"):
         model(x, t, torch.randn(4, 5))
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="one of them"):
         UNetConfig(num_classes=10, cond_dim=6)
+
+
+def _context_unet(context_dim: int = 8) -> UNet:
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=16, channel_mults=(1, 2), attention_levels=(-1,), context_dim=context_dim,
+                            in_channels=3, image_size=16)).eval()
+    for p in model.parameters():  # past the zero initialisation, so every path reaches the output
+        p.data.normal_(0, 0.1)
+    return model
+
+
+def test_a_token_sequence_unet_cross_attends_to_the_tokens_not_only_to_their_mean():
+    model = _context_unet()
+    x, t = torch.randn(2, 3, 16, 16), torch.full((2,), 10)
+    c = torch.randn(2, 5, 8)
+    d = torch.randn(2, 5, 8)
+    same_mean = c + d - d.mean(1, keepdim=True)  # another sequence with the same mean token
+    with torch.no_grad():
+        out = model(x, t, c)
+        assert (out - model(x, t, same_mean)).abs().max() > 1e-5  # the pooled path alone cannot tell them apart
+        torch.testing.assert_close(model(x, t, c[:, [4, 3, 2, 1, 0]]), out)  # a set: order comes from the encoder
+        torch.testing.assert_close(model(x, t), model(x, t, torch.zeros(2, 1, 8)))  # no condition = zero sequence
+        torch.testing.assert_close(predict_eps(model, x, 10, c, 2.0),
+                                   model(x, t, torch.zeros_like(c)) + 2.0 * (out - model(x, t, torch.zeros_like(c))))
+    with pytest.raises(ValueError, match=r"\(B, L, 8\) token sequences"):
+        model(x, t, torch.randn(2, 8))
+
+
+def test_the_token_encoder_gives_word_order_and_zeros_at_padding():
+    from genlab.data.captions import tokenize
+    from genlab.pipeline.token_encoder import TokenEncoder, TokenEncoderConfig
+
+    torch.manual_seed(0)
+    enc = TokenEncoder(TokenEncoderConfig(width=8, layers=1, heads=2)).eval()
+    tokens = tokenize(["a red seven on the left and a blue two on the right",
+                       "a blue two on the left and a red seven on the right"])
+    with torch.no_grad():
+        feats = enc(tokens)
+        assert feats.shape == (2, 32, 8) and feats[tokens == 0].abs().max() == 0
+        model = _context_unet()
+        x, t = torch.randn(1, 3, 16, 16).expand(2, -1, -1, -1), torch.full((2,), 10)
+        out = model(x, t, feats)
+        assert (out[0] - out[1]).abs().max() > 1e-5  # the same words in another order draw something else
 
 
 def test_training_with_condition_vectors_needs_a_condition_function(tmp_path, tiny_mnist):

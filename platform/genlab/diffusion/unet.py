@@ -35,6 +35,10 @@ class UNetConfig:
     cond_dim: int = 0
     """> 0: conditioned on a (B, cond_dim) vector instead, e.g. a CLIP text embedding (an MLP adds it to the time
     embedding); the all-zero vector is the 'null' condition of classifier-free guidance."""
+    context_dim: int = 0
+    """> 0: conditioned on a token sequence (B, L, context_dim) instead (latent diffusion's text conditioning,
+    Rombach et al. 2022): every attention block also cross-attends to the tokens, and their mean goes into the
+    time embedding as a pooled vector does; the all-zero sequence is the 'null' condition."""
     in_channels: int = 1
     """Image channels."""
     image_size: int = 28
@@ -44,8 +48,9 @@ class UNetConfig:
         if self.channels < 1 or not self.channel_mults or min(self.channel_mults) < 1:
             raise ValueError(f"channels and channel_mults must be positive, got {self.channels}, "
                              f"{self.channel_mults}")
-        if self.num_classes and self.cond_dim:
-            raise ValueError("a U-Net is conditioned on classes (num_classes) or on vectors (cond_dim), not both")
+        if sum(map(bool, (self.num_classes, self.cond_dim, self.context_dim))) > 1:
+            raise ValueError("a U-Net is conditioned on classes (num_classes), vectors (cond_dim) or token sequences "
+                             "(context_dim): one of them, not several")
         n = len(self.channel_mults)
         bad = [lvl for lvl in self.attention_levels if not -n <= lvl < n]
         if bad:
@@ -86,7 +91,10 @@ class ResBlock(nn.Module):
 
 
 class AttentionBlock(nn.Module):
-    def __init__(self, channels: int, heads: int, groups: int):
+    """Self-attention over the pixels, then (context_dim > 0) cross-attention from the pixels to the tokens of a
+    context: where "red" and "left" can meet the pixels they describe."""
+
+    def __init__(self, channels: int, heads: int, groups: int, context_dim: int = 0):
         super().__init__()
         if channels % heads:
             raise ValueError(f"attention over {channels} channels cannot be split into {heads} heads")
@@ -96,12 +104,26 @@ class AttentionBlock(nn.Module):
         self.proj = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
+        self.cross = None
+        if context_dim:
+            self.cross = nn.ModuleDict({"norm": _norm(channels, groups), "q": nn.Conv2d(channels, channels, 1),
+                                        "kv": nn.Linear(context_dim, 2 * channels),
+                                        "proj": nn.Conv2d(channels, channels, 1)})
+            nn.init.zeros_(self.cross["proj"].weight)
+            nn.init.zeros_(self.cross["proj"].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2).unbind(1)
         out = F.scaled_dot_product_attention(q, k, v)  # (b, heads, hw, c/heads)
-        return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        x = x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        if self.cross is None:
+            return x
+        cr, d = self.cross, c // self.heads
+        q = cr["q"](cr["norm"](x)).reshape(b, self.heads, d, h * w).transpose(-1, -2)  # (b, heads, hw, d)
+        k, v = cr["kv"](context.to(x.dtype)).reshape(b, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # (b, heads, L, d)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return x + cr["proj"](out.transpose(-1, -2).reshape(b, c, h, w))
 
 
 class UNet(nn.Module):
@@ -115,8 +137,9 @@ class UNet(nn.Module):
         emb_dim = 4 * ch
         self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.class_emb = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
-        self.cond_mlp = (nn.Sequential(nn.Linear(cfg.cond_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-                         if cfg.cond_dim else None)
+        pooled = cfg.cond_dim or cfg.context_dim
+        self.cond_mlp = (nn.Sequential(nn.Linear(pooled, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+                         if pooled else None)
         self.stem = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
 
         self.down = nn.ModuleList()
@@ -130,7 +153,7 @@ class UNet(nn.Module):
                 self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
                 skips.append(c)
         self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, groups, cfg.dropout),
-                                  AttentionBlock(c, cfg.attention_heads, groups),
+                                  AttentionBlock(c, cfg.attention_heads, groups, cfg.context_dim),
                                   ResBlock(c, c, emb_dim, groups, cfg.dropout)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
@@ -146,7 +169,8 @@ class UNet(nn.Module):
     def _block(self, c_in: int, c_out: int, level: int, emb_dim: int) -> nn.Module:
         res = ResBlock(c_in, c_out, emb_dim, self.cfg.groups, self.cfg.dropout)
         if level in {lvl % len(self.cfg.channel_mults) for lvl in self.cfg.attention_levels}:
-            return nn.ModuleList([res, AttentionBlock(c_out, self.cfg.attention_heads, self.cfg.groups)])
+            return nn.ModuleList([res, AttentionBlock(c_out, self.cfg.attention_heads, self.cfg.groups,
+                                                      self.cfg.context_dim)])
         return nn.ModuleList([res])
 
     @property
@@ -163,6 +187,13 @@ class UNet(nn.Module):
             if y is None:
                 y = torch.full((len(x),), self.null_class, device=x.device, dtype=torch.long)
             emb = emb + self.class_emb(y)
+        elif self.cfg.context_dim:
+            if y is None:
+                y = torch.zeros(len(x), 1, self.cfg.context_dim, device=x.device, dtype=x.dtype)
+            if y.dim() != 3 or y.shape[0] != len(x) or y.shape[2] != self.cfg.context_dim:
+                raise ValueError(f"this U-Net reads (B, L, {self.cfg.context_dim}) token sequences, got "
+                                 f"{tuple(y.shape)}")
+            emb = emb + self.cond_mlp(y.mean(1).to(emb.dtype))
         elif self.cond_mlp is not None:
             if y is None:
                 y = torch.zeros(len(x), self.cfg.cond_dim, device=x.device, dtype=x.dtype)
@@ -171,24 +202,25 @@ class UNet(nn.Module):
             emb = emb + self.cond_mlp(y.to(emb.dtype))
         elif y is not None:
             raise ValueError("this U-Net is unconditional (num_classes=0, cond_dim=0) but a condition was given")
+        context = y if self.cfg.context_dim else None
         h = self.stem(x)
         hs = [h]
         for layer in self.down:
-            h = self._run(layer, h, emb)
+            h = self._run(layer, h, emb, context)
             hs.append(h)
         for layer in self.mid:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h, context)
         for layer in self.up:
             if isinstance(layer, nn.Conv2d):  # upsample to the next skip's size, then conv
                 h = layer(F.interpolate(h, size=hs[-1].shape[-2:], mode="nearest"))
             else:
-                h = self._run(layer, torch.cat([h, hs.pop()], dim=1), emb)
+                h = self._run(layer, torch.cat([h, hs.pop()], dim=1), emb, context)
         return self.out(h)
 
     @staticmethod
-    def _run(layer: nn.Module, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def _run(layer: nn.Module, h: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         if isinstance(layer, nn.Conv2d):
             return layer(h)
         for sub in layer:
-            h = sub(h, emb) if isinstance(sub, ResBlock) else sub(h)
+            h = sub(h, emb) if isinstance(sub, ResBlock) else sub(h, context)
         return h
