@@ -15,13 +15,13 @@ The judge is cached under GENLAB_DATA_DIR (judge/compositional-v<version>); --re
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "platform"))
+sys.path.insert(0, str(HERE))
 
 from genlab.core.config import save_json  # noqa: E402
 
@@ -58,6 +58,7 @@ def main() -> None:
     from genlab.data.caption_prompts import PROMPT_SPLITS, load_prompts, render_prompts
     from genlab.eval.compositional import reading_accuracy, score_prompts
     from genlab.eval.fld import frechet_distance_of_features
+    from submit_latency import cpu_name
     from genlab.eval.judge_reference import (JUDGE_EPOCHS, JUDGE_TRAIN_ROWS, held_out_canvases, judge_dir,
                                              reference_judge)
 
@@ -67,7 +68,7 @@ def main() -> None:
                      "epochs": JUDGE_EPOCHS, **info},
            "decided_on": "nothing: the judge's recipe is fixed in genlab.eval.judge_reference; it is measured here "
                          "on real held-out canvases (objects of the datasets' test splits)",
-           "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
+           "cpu": cpu_name(), "torch_threads": torch.get_num_threads()}
     for split in ("test_combos", "test_templates"):
         images, attrs = held_out_canvases(split)
         out[f"reading/{split}"] = reading_accuracy(judge, images, attrs)
@@ -84,6 +85,7 @@ def main() -> None:
                             "feature": "CanvasNet 128-d penultimate layer"}
     out["seconds"] = round(time.perf_counter() - t0, 1)
     out["command"] = "python benchmarks/compositional_judge.py"
+    out["date"] = time.strftime("%Y-%m-%d")
     save_json(out, Path(args.out))
     r = out["reading/test_combos"]
     print(f"test_combos: layout {r['layout']:.4f} colour {r['colour']:.4f} class {r['class']:.4f}; "

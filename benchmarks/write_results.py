@@ -17,6 +17,7 @@ sys.path.insert(0, str(HERE))
 
 from results_common import load, verdict  # noqa: E402
 from results_glance import glance_rows  # noqa: E402
+from results_judge import judge_rows  # noqa: E402
 from results_meta import chapter4_rows, handwriting_rows  # noqa: E402
 from results_pipeline import generator_rows, pipeline_rows  # noqa: E402
 from results_rl import chapter3_rows  # noqa: E402
@@ -417,7 +418,7 @@ def render() -> str:
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate", "pipeline_generators",
                                                   "rl_cartpole", "rl_side_by_side",
-                                                  "rl_acrobot", "gan_faces64"]) if r})
+                                                  "rl_acrobot", "gan_faces64", "judge_v1", "judge"]) if r})
     text = [
         "# Benchmark results", "",
         f"Machine: the project's 2-core, 24 GiB CPU machine, no GPU ({machine}). Dates: {', '.join(dates)}.",
@@ -437,6 +438,8 @@ def render() -> str:
         "## The final system: text -> CLIP -> prior -> VAE decoder -> GAN refiner", "", *pipeline_rows(), "",
         "### Two generators behind one interface: the prior chain and a text-conditioned DDPM", "",
         *generator_rows(), "",
+        "## The final system on the caption world: prompt splits and the compositional judge", "",
+        *judge_rows(), "",
         "## Colour images: the DCGAN paper's 64x64 networks on the synthetic faces", "", *faces_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]
