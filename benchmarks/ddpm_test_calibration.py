@@ -1,5 +1,6 @@
 """Calibrate the DDPM slow learning test (tests/test_learning.py): the correct loss vs broken ones (t hidden from
-the network, x0 as the target) at the same budget; the test bar must pass the first and fail the others.
+the network, x0 as the target) at the same budget; the test bar must pass the first and fail the broken ones.
+The run on record (JSON) has `correct` and `t_ignored`; each variant's eval/loss_ema is its own objective.
 
     python benchmarks/ddpm_test_calibration.py 15 correct t_ignored   # epochs of 100 steps, variants
 -> prints one JSON line per variant (benchmarks/results/ddpm_test_calibration.json holds a run)."""

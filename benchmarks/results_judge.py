@@ -11,12 +11,13 @@ _READ = ("layout", "size", "position", "colour", "class")
 
 def judge_rows() -> list[str]:
     rows = ["Prompt splits fixed before any generator trained: `platform/genlab/data/prompt_splits_v1.json` "
-            "(`genlab.data.caption_prompts`: validation = old held-out templates + two new phrasings, and half "
-            "of the held-out (class, colour) combinations; test = new phrasings and the other half).", "",
+            "(`genlab.data.caption_prompts`: validation = the old held-out templates + three new phrasings, and "
+            "half of the held-out (class, colour) combinations; test = five new phrasings and the other half).", "",
             "| judge | split (real canvases) | " + " | ".join(_READ) + " | bar (colour, size, position) | command |",
             "|---|---|" + "---|" * len(_READ) + "---|---|"]
     found = False
-    for name, label in (("judge_v1", "v1: class read from the colour image"), ("judge", "v2: class read from shape")):
+    for name, label in (("judge_v1", "v1 (the judge code at commit fa47c57): class read from the colour image"),
+                        ("judge", "v2: class read from shape")):
         r = load(name)
         if r is None:
             continue
@@ -38,7 +39,8 @@ def judge_rows() -> list[str]:
         c = r[f"real_ceiling/{split}"]
         rows.append(f"| {split} | " + " | ".join(f"{c[k]['score']:.3f} ({c[k]['n']})" for k in cats) + " |")
     f = r["realism_floor"]
-    rows += ["", f"Realism floor: Frechet distance {f['fd_real_vs_real']:.3f} between two independent real "
-             f"renderings of the {f['n']:,} {f['prompts']} prompts, in the judge's {f['feature']}.", "",
+    rows += ["", f"Realism floor: Frechet distance {f['fd_real_vs_real']:.3f} between two real renderings (different "
+             f"draws of objects and jitter) of the {f['n']:,} {f['prompts']} prompts, in the judge's {f['feature']}.",
+             "", "What decided the judge: " + r["decided_on"] + ".", "",
              "![judge class confusion](results/judge_confusion.png)" if load("judge") else ""]
     return rows

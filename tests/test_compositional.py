@@ -70,6 +70,20 @@ def test_rendered_canvases_hold_what_the_prompt_names():
             assert want.size in (None, got["size"]) and want.pos in (None, got["pos"])
     again, _ = cp.render_prompts(prompts, seed=0)
     assert torch.equal(images, again)
+    # the pixels: a one-object canvas is lit only inside its slot's window, in the named colour's tint
+    from genlab.data.captions import COLOURS
+
+    for image, objs in zip(images.float(), drawn):
+        if len(objs) != 1 or objs[0]["size"] == "large":
+            continue
+        x, y = cp.POSITIONS[objs[0]["pos"]]
+        lit = image.sum(0) > 0
+        inside = torch.zeros_like(lit)
+        inside[max(0, y - 1):y + 17, max(0, x - 1):x + 17] = True
+        assert lit.any() and not (lit & ~inside).any(), objs
+        tint = image[:, lit].sum(1)
+        assert torch.nn.functional.cosine_similarity(tint, torch.tensor(COLOURS[objs[0]["colour"]], dtype=torch.float),
+                                                     dim=0) > 0.99, objs
 
 
 def _found(spec, **change):

@@ -229,7 +229,9 @@ def test_a_token_sequence_unet_cross_attends_to_the_tokens_not_only_to_their_mea
         out = model(x, t, c)
         assert (out - model(x, t, same_mean)).abs().max() > 1e-5  # the pooled path alone cannot tell them apart
         torch.testing.assert_close(model(x, t, c[:, [4, 3, 2, 1, 0]]), out)  # a set: order comes from the encoder
-        torch.testing.assert_close(model(x, t), model(x, t, torch.zeros(2, 1, 8)))  # no condition = zero sequence
+        torch.testing.assert_close(model(x, t), model(x, t, torch.zeros(2, 5, 8)))  # no condition = zero sequence
+        padded = torch.cat([c, torch.zeros(2, 3, 8)], 1)  # padding (all-zero tokens) is neither attended nor pooled
+        torch.testing.assert_close(model(x, t, padded), out)
         torch.testing.assert_close(predict_eps(model, x, 10, c, 2.0),
                                    model(x, t, torch.zeros_like(c)) + 2.0 * (out - model(x, t, torch.zeros_like(c))))
     with pytest.raises(ValueError, match=r"\(B, L, 8\) token sequences"):

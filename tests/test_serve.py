@@ -219,7 +219,9 @@ def test_image_search_and_zero_shot(app):
     # the query image is the best "a blue bag" hit that is red, green or blue, so the zero-shot labels below name
     # its colour (the tiny model may rank a cyan bag first, and "cyan" is not among the labels)
     status, out = search(app, "a blue bag", k=10)
-    hit = next(h for h in out["results"] if colours(app, h["id"]) & {"red", "green", "blue"})
+    named = [h for h in out["results"] if colours(app, h["id"]) & {"red", "green", "blue"}]
+    assert named, [colours(app, h["id"]) for h in out["results"]]
+    hit = named[0]
     _, thumb = call(app["url"] + hit["thumbnail"])
     body, headers = multipart({"file": ("query.png", thumb)})
     status, body_out = call(f"{app['url']}/api/search/image?k=3", body, headers)

@@ -8,7 +8,9 @@ The `*_phrasings` sets use seen (class, colour) combinations and phrasings no ge
 validation phrasings are the caption set's old held-out templates (decisions of chapter 5.7 have looked at them)
 and two new ones; the test phrasings are new frames never used by any decision, not a training template with
 words added. The `*_combos` sets use the training templates on the held-out (class, colour) combinations
-(`HELDOUT_COMBOS`), split in two halves so that validation and test never share one.
+(`HELDOUT_COMBOS`), split in two halves so that validation and test never share one. The halves are uneven by
+class: classes 12-19 have one held-out combo each, so pullover, coat, shirt and bag are held out only in
+validation, dress, sandal, sneaker and ankle boot only in test.
 
 Generators train on the caption set's "train" split (training templates, seen combinations). The committed
 `prompt_splits_v1.json` beside this module is the written-down copy; a test checks that this code still writes it.
@@ -194,10 +196,10 @@ def render_prompts(prompts: list[PromptSpec], seed: int = 0, objects_from: str =
     for p in prompts:
         canvas = np.zeros((SIZE, SIZE, 3), np.uint8)
         placed = []
-        for o in p.objects:
+        for j, o in enumerate(p.objects):
             index = int(rng.choice(by_class[o.cls]))
             if len(p.objects) == 2:
-                side = o.pos or ("left" if o is p.objects[0] else "right")
+                side = o.pos or ("left" if j == 0 else "right")
                 xy, grey, size, pos = ((int(rng.integers(0, 3)) + (14 if side == "right" else 0),
                                         int(rng.integers(6, 11))), small[index], "small", side)
             else:

@@ -122,8 +122,16 @@ class AttentionBlock(nn.Module):
         cr, d = self.cross, c // self.heads
         q = cr["q"](cr["norm"](x)).reshape(b, self.heads, d, h * w).transpose(-1, -2)  # (b, heads, hw, d)
         k, v = cr["kv"](context.to(x.dtype)).reshape(b, -1, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # (b, heads, L, d)
-        out = F.scaled_dot_product_attention(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=context_mask(context)[:, None, None, :])
         return x + cr["proj"](out.transpose(-1, -2).reshape(b, c, h, w))
+
+
+def context_mask(context: torch.Tensor) -> torch.Tensor:
+    """(B, L) True where a token is real: padding comes as all-zero features, and the first position is always
+    kept so that the null (all-zero) sequence still has a key to attend to."""
+    mask = context.abs().amax(-1) > 0
+    mask[:, 0] = True
+    return mask
 
 
 class UNet(nn.Module):
@@ -193,7 +201,8 @@ class UNet(nn.Module):
             if y.dim() != 3 or y.shape[0] != len(x) or y.shape[2] != self.cfg.context_dim:
                 raise ValueError(f"this U-Net reads (B, L, {self.cfg.context_dim}) token sequences, got "
                                  f"{tuple(y.shape)}")
-            emb = emb + self.cond_mlp(y.mean(1).to(emb.dtype))
+            mask = context_mask(y)[..., None].to(y.dtype)  # mean over the real tokens: length does not scale it
+            emb = emb + self.cond_mlp(((y * mask).sum(1) / mask.sum(1)).to(emb.dtype))
         elif self.cond_mlp is not None:
             if y is None:
                 y = torch.zeros(len(x), self.cfg.cond_dim, device=x.device, dtype=x.dtype)
