@@ -34,6 +34,7 @@ SMOKE_JOBS = {  # longest first
     "rl": ("jobs/rl.py", "--smoke-test", "--storage"),
     "meta": ("jobs/meta.py", "--smoke-test", "--ray.num-workers", "2", "--ray.storage"),
     "vae": ("jobs/vae.py", "--smoke-test", "--ray.storage"),
+    "caption_diffusion": ("jobs/caption_diffusion.py", "--smoke-test", "--ray.storage"),
     "tune_maml": ("jobs/tune_maml.py", "--smoke-test", "--ray.num-workers", "0", "--sweep.storage"),
     "tune_beta_vae": ("jobs/tune_beta_vae.py", "--smoke-test", "--objective", "mig", "--ray.num-workers", "0",
                       "--sweep.storage"),
@@ -59,6 +60,19 @@ def test_vae_job_smoke(smoke):
     assert "eval/iw_nll_nats" in stdout
     run_dir = next(tmp_path.glob("vae-conv-beta1__0__*"))
     assert {"prior_samples.png", "interpolation.png", "latent_map.png"} <= {p.name for p in run_dir.glob("*.png")}
+
+
+@pytest.mark.ray
+def test_caption_diffusion_job_smoke_scores_validation_prompts_and_saves_a_loadable_model(smoke):
+    from genlab.core.checkpoint import load_model
+    from genlab.data.captions import tokenize
+
+    stdout, tmp_path = smoke("caption_diffusion")
+    assert "val/val_phrasings/overall" in stdout and "val/val_combos/realism_fd" in stdout
+    assert "test_phrasings" not in stdout and "test_combos" not in stdout  # no test prompt is touched by training
+    run_dir = next(tmp_path.glob("caption-diffusion__0__*"))
+    model = load_model(next(run_dir.glob("checkpoint_*")), ema=True)
+    assert model.generate(tokenize(["a red seven in the top left"]), seed=0).shape == (1, 3, 32, 32)
 
 
 @pytest.mark.ray
@@ -163,7 +177,7 @@ def test_compare_rejects_missing_and_non_generative_inputs(tmp_path):
 def test_help_documents_fields():
     jobs = ["jobs/ae.py", "jobs/vae.py", "jobs/chapter1.py", "jobs/gan.py", "jobs/ddpm.py", "jobs/meta.py",
             "jobs/tune_maml.py", "jobs/tune_beta_vae.py", "jobs/rl.py", "jobs/serve_search.py", "jobs/pipeline.py",
-            "jobs/serve_generate.py"]
+            "jobs/serve_generate.py", "jobs/caption_diffusion.py"]
     outs = {job: run_cli(job, "--help") for job in jobs}
     for job, out in outs.items():
         assert out.returncode == 0, out.stderr[-2000:]
