@@ -119,6 +119,23 @@ def test_verdicts_fail_on_each_wrong_attribute():
     assert comp.verdicts(unsided, mirrored)["binding"] and "position" not in comp.verdicts(unsided, mirrored)
 
 
+def test_every_small_object_lies_inside_its_slot_window():
+    """Geometry: each small object's 16x16 box (as the caption data places it, jitter included) lies inside the
+    20x20 window the judge reads for its slot; moving a window by 2 px turns this red."""
+    prompts = cp.load_prompts("test_phrasings")[:300] + cp.load_prompts("val_combos")[:300]
+    _, drawn = cp.render_prompts(prompts, seed=1)
+    seen = set()
+    for objs in drawn:
+        for o in objs:
+            if o["size"] == "large":
+                continue
+            cx, cy = comp._SLOT_XY[o["pos"]]  # window corner on the canvas padded by 2
+            x, y = o["xy"][0] + 2, o["xy"][1] + 2
+            assert cx <= x and x + o["px"] <= cx + comp.WINDOW and cy <= y and y + o["px"] <= cy + comp.WINDOW, o
+            seen.add(o["pos"])
+    assert seen == set(comp._SLOT_XY)  # every slot was checked
+
+
 def test_windows_hold_each_object_of_the_caption_data():
     """Every pixel of every object of a layout falls in its slot's window (a misplaced window would cut objects)."""
     for r in make_rows("train", 300, seed=3):

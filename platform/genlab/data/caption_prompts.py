@@ -214,7 +214,8 @@ def render_prompts(prompts: list[PromptSpec], seed: int = 0, objects_from: str =
                     x, y = POSITIONS[pos]
                     xy, grey = (x + int(rng.integers(-1, 2)), y + int(rng.integers(-1, 2))), small[index]
             _stamp(canvas, grey, COLOURS[o.colour], *xy)
-            placed.append({"class": o.cls, "colour": o.colour, "size": size, "pos": pos})
+            placed.append({"class": o.cls, "colour": o.colour, "size": size, "pos": pos, "xy": xy,
+                           "px": grey.shape[0]})
         canvases.append(canvas.transpose(2, 0, 1).copy())
         drawn.append(placed)
     return torch.from_numpy(np.stack(canvases)), drawn
