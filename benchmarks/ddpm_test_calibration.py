@@ -43,10 +43,18 @@ VARIANTS = {"correct": dt.diffusion_loss, "t_ignored": t_ignored, "x0_target": x
 
 
 def main() -> None:
-    epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("epochs", type=int, nargs="?", default=15, help="epochs of 100 steps (15 = the test's)")
+    ap.add_argument("variants", nargs="*", help=f"losses to train, of {', '.join(VARIANTS)} (default: all)")
+    args = ap.parse_args()
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        ap.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     mnist = load_dataset("mnist", "train"), load_dataset("mnist", "test")
     out = {}
-    for name in sys.argv[2:] or VARIANTS:
+    for name in args.variants or VARIANTS:
         dt.diffusion_loss = VARIANTS[name]  # the test's config, with this variant's loss
         cfg = DiffusionConfig(unet=UNetConfig(channels=16, channel_mults=(1, 2), attention_levels=(), num_classes=0),
                               epochs=epochs, max_steps_per_epoch=100, batch_size=64, warmup_steps=20,
