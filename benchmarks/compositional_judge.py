@@ -77,12 +77,13 @@ def main() -> None:
         out[f"reading/{split}"] = reading_accuracy(judge, images, attrs)
     confusion_figure(out["reading/test_combos"]["class_confusion"],
                      Path(args.out).with_name(Path(args.out).stem + "_confusion.png"))
+    rendered = {}
     for split in PROMPT_SPLITS:
         prompts = load_prompts(split)
-        images, _ = render_prompts(prompts, seed=0)
-        out[f"real_ceiling/{split}"] = score_prompts(prompts, judge.read(images))
+        rendered[split], _ = render_prompts(prompts, seed=0)
+        out[f"real_ceiling/{split}"] = score_prompts(prompts, judge.read(rendered[split]))
     prompts = load_prompts("test_phrasings")
-    a, _ = render_prompts(prompts, seed=0)
+    a = rendered["test_phrasings"]
     b, _ = render_prompts(prompts, seed=1)
     out["realism_floor"] = {"fd_real_vs_real": frechet_distance_of_features(judge.features(a), judge.features(b)),
                             "note": "two renderings of the same prompts with different draws (objects of the same "

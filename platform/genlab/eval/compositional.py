@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from genlab.core.checkpoint import register_family
 from genlab.data.captions import CLASSES, COLOUR_NAMES, POSITIONS
+from genlab.eval.reconstruction import to_float
 
 LAYOUTS = ("large", *(f"small:{p}" for p in POSITIONS), "two")
 WINDOW = 20
@@ -135,7 +136,7 @@ register_family("eval.compositional", build_judge)
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
     """uint8 canvases (or floats in [0, 1]) -> float in [0, 1]."""
-    return images.float() / 255 if images.dtype == torch.uint8 else images.float().clamp(0, 1)
+    return to_float(images).clamp(0, 1)
 
 
 def layout_slots(layout: str) -> list[str]:

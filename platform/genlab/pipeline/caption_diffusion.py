@@ -25,6 +25,7 @@ from genlab.core.checkpoint import register_family
 from genlab.diffusion.samplers import SamplerConfig, sample
 from genlab.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from genlab.diffusion.unet import UNet, UNetConfig
+from genlab.eval.reconstruction import to_signed
 from genlab.pipeline.token_encoder import TokenEncoder, TokenEncoderConfig
 
 
@@ -61,6 +62,7 @@ class CaptionDiffusion(nn.Module):
         self.cfg = cfg
         self.encoder = TokenEncoder(cfg.text)
         self.unet = UNet(cfg.unet)
+        self.schedule = NoiseSchedule(cfg.schedule)
 
     def context(self, tokens: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) tokens -> (B, L, D) context; rows where `drop` is True become the null (all-zero) sequence."""
@@ -75,7 +77,7 @@ class CaptionDiffusion(nn.Module):
         device = next(self.parameters()).device
         s = self.cfg.sampler
         s = dataclasses.replace(s, guidance=s.guidance if guidance is None else guidance, steps=steps or s.steps)
-        images, _ = sample(self.unet, NoiseSchedule(self.cfg.schedule), len(tokens), s,
+        images, _ = sample(self.unet, self.schedule, len(tokens), s,
                            labels=self.context(tokens.to(device)), seed=seed, device=device, noise=noise)
         return images
 
@@ -85,7 +87,7 @@ def caption_diffusion_loss(model: CaptionDiffusion, schedule: NoiseSchedule, ima
                            generator: torch.Generator | None = None) -> torch.Tensor:
     """E_t,eps || eps - eps_theta(x_t, t, text) ||^2 on uint8 canvases, the caption dropped (null sequence) with
     probability drop_p so that the same network also predicts the unconditional eps of guidance."""
-    x0 = images.float() / 127.5 - 1 if images.dtype == torch.uint8 else images * 2 - 1
+    x0 = to_signed(images)
     n, dev = len(x0), x0.device
     t = torch.randint(0, schedule.T, (n,), generator=generator).to(dev)
     noise = torch.randn(x0.shape, generator=generator).to(dev)

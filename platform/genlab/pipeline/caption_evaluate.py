@@ -4,6 +4,7 @@ prompts (test-split objects), and their ratio (the relative score the bars of is
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -21,12 +22,20 @@ def score_generator(generate: Generate, judge, split: str, n: int | None = None,
                     batch: int = 100) -> dict:
     """The judge's verdicts on one generated image per prompt of `split` (its first `n` prompts), with the real
     ceiling, the relative scores and the realism Frechet distance (judge features) against the real canvases."""
-    prompts = load_prompts(split)[:n]
-    tokens = tokenize([p.text for p in prompts])
+    prompts, tokens, real_feats, ceiling = _real_side(judge, split, n, seed)
     images = torch.cat([generate(tokens[s:s + batch], seed + s) for s in range(0, len(prompts), batch)])
-    real, _ = render_prompts(prompts, seed=seed)
-    generated, ceiling = score_prompts(prompts, judge.read(images)), score_prompts(prompts, judge.read(real))
+    generated = score_prompts(prompts, judge.read(images))
     return {"split": split, "n": len(prompts), "absolute": {k: v["score"] for k, v in generated.items()},
             "real_ceiling": {k: v["score"] for k, v in ceiling.items()},
             "relative": relative_scores(generated, ceiling), "counts": {k: v["n"] for k, v in generated.items()},
-            "realism_fd": frechet_distance_of_features(judge.features(real), judge.features(images))}
+            "realism_fd": frechet_distance_of_features(real_feats, judge.features(images))}
+
+
+@functools.lru_cache(maxsize=8)
+def _real_side(judge, split: str, n: int | None, seed: int):
+    """What does not change between calls (every epoch scores the same prompts): the prompts, their tokens, the
+    judge features of the real canvases (rendering loads and resizes both datasets) and the judge's ceiling."""
+    prompts = load_prompts(split)[:n]
+    real, _ = render_prompts(prompts, seed=seed)
+    return (prompts, tokenize([p.text for p in prompts]), judge.features(real),
+            score_prompts(prompts, judge.read(real)))
