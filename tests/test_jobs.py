@@ -64,14 +64,14 @@ def test_vae_job_smoke(smoke):
 
 @pytest.mark.ray
 def test_caption_diffusion_job_smoke_scores_validation_prompts_and_saves_a_loadable_model(smoke):
-    from genlab.core.checkpoint import load_model
+    from genlab.core.checkpoint import find_latest_checkpoint, load_model
     from genlab.data.captions import tokenize
 
     stdout, tmp_path = smoke("caption_diffusion")
     assert "val/val_phrasings/overall" in stdout and "val/val_combos/realism_fd" in stdout
     assert "test_phrasings" not in stdout and "test_combos" not in stdout  # no test prompt is touched by training
     run_dir = next(tmp_path.glob("caption-diffusion__0__*"))
-    model = load_model(next(run_dir.glob("checkpoint_*")), ema=True)
+    model = load_model(find_latest_checkpoint(run_dir), ema=True)  # not a glob: checkpoint_manager_snapshot.json matches checkpoint_*
     assert model.generate(tokenize(["a red seven in the top left"]), seed=0).shape == (1, 3, 32, 32)
 
 
