@@ -1,5 +1,8 @@
 import os
 
+# no internet here: nothing may try a model hub (genlab itself leaves this to the user)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 import torch
 
