@@ -44,3 +44,49 @@ def judge_rows() -> list[str]:
              "", "What decided the judge: " + r["decided_on"] + ".", "",
              "![judge class confusion](results/judge_confusion.png)" if load("judge") else ""]
     return rows
+
+
+_CATS = ("single_object", "colour", "position", "size", "two_objects", "binding", "overall")
+_BARS = {"test_phrasings": 0.90, "test_combos": 0.85}
+
+
+def caption_generator_rows() -> list[str]:
+    """The text-conditioned diffusion model on the caption world: its validation grid (what chose guidance and
+    steps) and its one scoring on the test prompts, against issue 38's bars."""
+    val, test = load("caption_diffusion_val"), load("caption_diffusion_test")
+    if val is None:
+        return ["not run: `python benchmarks/caption_generators.py validate --run <caption-diffusion run>`"]
+    rows = [f"Validation grid ({val['val_n']} prompts of each validation split, checkpoint `{val['checkpoint']}`, "
+            f"`{val['command']}`, {val['date']}): overall relative score, realism FD on val_phrasings.", "",
+            "| sampler steps | guidance | val_phrasings overall | val_combos overall | mean | FD | chosen |",
+            "|---|---|---|---|---|---|---|"]
+    for g in val["grid"]:
+        pick = g["guidance"] == val["chosen"]["guidance"] and g["steps"] == val["chosen"]["steps"]
+        rows.append(f"| {g['steps']} | {g['guidance']:g} | {g['val_phrasings']['relative']['overall']:.3f} | "
+                    f"{g['val_combos']['relative']['overall']:.3f} | {g['val_overall_mean']:.3f} | "
+                    f"{g['val_phrasings']['realism_fd']:.1f} | {'**chosen**' if pick else ''} |")
+    rows += ["", "What decided: " + val["decided_on"] + "."]
+    if val.get("per_epoch_validation"):
+        rows += ["", "After each training epoch (EMA weights, the job's own scoring of the first validation prompts): "
+                 + "; ".join(f"epoch {e['epoch']}: overall {e.get('val/val_phrasings/overall', 0):.3f} / "
+                             f"{e.get('val/val_combos/overall', 0):.3f}, FD {e.get('val/val_phrasings/realism_fd', 0):.0f}"
+                             for e in val["per_epoch_validation"]) + "."]
+    if test is None:
+        return rows + ["", "Test prompts: not scored yet (`python benchmarks/caption_generators.py test --run ...`)."]
+    floor = test["realism_floor"]["fd_real_vs_real"]
+    rows += ["", f"Test prompts, scored once (`{test['command']}`, {test['date']}; {test['sampler']}, "
+             f"{test['steps']} steps, guidance {test['guidance']:g}): relative score (absolute in brackets).", "",
+             "| test split | images | " + " | ".join(_CATS) + " | bar (overall; every category >= 0.85) | FD (bar <= 5x floor) |",
+             "|---|---|" + "---|" * len(_CATS) + "---|---|"]
+    for split, bar in _BARS.items():
+        r = test[split]
+        ok = r["relative"]["overall"] >= bar and all(r["relative"][c] >= 0.85 for c in _CATS)
+        rows.append(f"| {split} | {r['n']:,} | " + " | ".join(
+            f"{r['relative'][c]:.3f} ({r['absolute'][c]:.3f})" for c in _CATS)
+            + f" | >= {bar:.2f}: {verdict(ok)} | {r['realism_fd']:.2f} ({r['realism_fd'] / floor:.1f}x the floor "
+              f"{floor:.2f}): {verdict(r['realism_fd'] <= 5 * floor)} |")
+    d = test["diversity"]
+    rows += ["", f"Within-prompt diversity ({d['k']} seeds x {d['prompts']} test_phrasings prompts, mean pairwise "
+             f"distance in the {d['feature']}): generated {d['generated']:.2f}, real renderings {d['real']:.2f} "
+             f"(ratio {d['ratio']:.2f}).", "", "What decided: " + test["decided_on"] + "."]
+    return rows

@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE))
 
 from results_common import load, verdict  # noqa: E402
 from results_glance import glance_rows  # noqa: E402
-from results_judge import judge_rows  # noqa: E402
+from results_judge import caption_generator_rows, judge_rows  # noqa: E402
 from results_meta import chapter4_rows, handwriting_rows  # noqa: E402
 from results_pipeline import generator_rows, pipeline_rows  # noqa: E402
 from results_rl import chapter3_rows  # noqa: E402
@@ -440,6 +440,8 @@ def render() -> str:
         *generator_rows(), "",
         "## The final system on the caption world: prompt splits and the compositional judge", "",
         *judge_rows(), "",
+        "### The text-conditioned diffusion model on the caption world (cross-attention to the caption's tokens)", "",
+        *caption_generator_rows(), "",
         "## Colour images: the DCGAN paper's 64x64 networks on the synthetic faces", "", *faces_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]

@@ -61,3 +61,15 @@ def test_commands_in_results_are_repository_relative():
     assert portable(str(root / "benchmarks" / "x.py")) == "benchmarks/x.py"
     assert portable(str(root.parent / "longruns" / "run")) == "../longruns/run"
     assert command([str(root / "benchmarks" / "x.py"), "--only", "a"]) == "python benchmarks/x.py --only a"
+
+
+def test_caption_generator_rule_picks_the_best_validation_mean_and_breaks_ties_toward_fewer_steps():
+    import caption_generators
+
+    grid = [{"steps": 20, "guidance": 3.0, "val_overall_mean": 0.80},
+            {"steps": 10, "guidance": 5.0, "val_overall_mean": 0.797},   # within the tie margin: fewer steps win
+            {"steps": 10, "guidance": 1.0, "val_overall_mean": 0.60},
+            {"steps": 20, "guidance": 5.0, "val_overall_mean": 0.70}]
+    assert caption_generators.choose(grid) == grid[1]
+    grid[1]["val_overall_mean"] = 0.79  # out of the margin now: the best mean wins
+    assert caption_generators.choose(grid) == grid[0]
