@@ -325,3 +325,23 @@ def test_faiss_index_recall_against_exact():
     for kind in ("ivf", "hnsw"):
         index.build_ann(kind)
         assert index.recall_vs_exact(emb[:100], k=10) >= 0.9, kind
+
+
+def test_two_writers_of_one_index_lose_no_add_and_a_killed_saves_leftovers_go(tmp_path):
+    """The search server and jobs/index.py may both write one index directory: each save merges what the other
+    saved since it loaded, under the directory's lock."""
+    from genlab.multimodal.index import EmbeddingIndex
+
+    base = EmbeddingIndex(4, "m")
+    base.add(["a"], torch.eye(4)[:1])
+    base.save(tmp_path)
+    server, job = EmbeddingIndex.load(tmp_path), EmbeddingIndex.load(tmp_path)
+    server.add(["b"], torch.eye(4)[1:2])
+    server.save(tmp_path)
+    (tmp_path / ".index-killed").mkdir()  # what a save killed half-way leaves
+    job.add(["c", "d"], torch.eye(4)[2:])
+    job.save(tmp_path)  # its copy never saw "b": merged in, not overwritten
+    back = EmbeddingIndex.load(tmp_path)
+    assert sorted(back.ids) == ["a", "b", "c", "d"]
+    assert torch.allclose(back.embeddings[back.ids.index("b")], torch.eye(4)[1], atol=1e-3)
+    assert not list(tmp_path.glob(".index-*"))

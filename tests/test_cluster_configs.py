@@ -154,7 +154,33 @@ def pod_templates(manifest: dict) -> list[dict]:
     return [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
 
 
-@pytest.mark.parametrize("path", [p for p in KUBERAY if "ray.io" in p.read_text()], ids=lambda p: p.name)
+RAY_MANIFESTS = [p for p in KUBERAY if "apiVersion: ray.io/v1" in p.read_text()]
+
+
+@pytest.mark.parametrize("path", RAY_MANIFESTS, ids=lambda p: p.name)
+def test_kuberay_job_api_is_no_open_door(path):
+    """A head whose dashboard (the job API: whoever reaches it runs code) listens beyond loopback needs token
+    auth, and the pods a NetworkPolicy that admits only the cluster's own pods and the operator to it."""
+    manifest = load(path)
+    spec = manifest["spec"]
+    cluster = spec.get("rayClusterSpec") or spec.get("rayClusterConfig") or spec
+    host = cluster["headGroupSpec"]["rayStartParams"].get("dashboard-host", "127.0.0.1")
+    if host not in ("127.0.0.1", "localhost"):
+        assert cluster.get("authOptions", {}).get("mode") == "token", f"{path.name}: dashboard on {host} without auth"
+    for group in pod_templates(manifest):
+        for container in group["template"]["spec"]["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            assert env.get("RAY_AUTH_MODE") != "disabled", f"{path.name}: auth switched off in {container['name']}"
+    assert "RAY_AUTH_MODE=disabled" not in (ROOT / "cluster" / "Dockerfile").read_text()
+    policy = load(ROOT / "cluster" / "kuberay" / "network-policy.yaml")
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["podSelector"]["matchExpressions"] == [{"key": "ray.io/cluster", "operator": "Exists"}]
+    dashboard_rules = [r for r in policy["spec"]["ingress"] if {"port": 8265, "protocol": "TCP"} in r.get("ports", [])]
+    assert dashboard_rules and all(r.get("from") for r in dashboard_rules)  # never the dashboard to everyone
+    assert all(r.get("from") or r.get("ports") for r in policy["spec"]["ingress"])  # no rule admits all on all ports
+
+
+@pytest.mark.parametrize("path", RAY_MANIFESTS, ids=lambda p: p.name)
 def test_kuberay_manifest_structure(path):
     manifest = load(path)
     assert manifest["apiVersion"] == "ray.io/v1"

@@ -3,15 +3,20 @@
 On disk an index is a directory: `embeddings.parquet` (id, embedding as float16 list) and `index.json` (model,
 weights, dimension, count). In memory the embeddings are float32 (an fp32 GEMV is what a CPU does fastest);
 every row is L2-normalised, so scores are cosine similarities. `add` appends (incremental indexing), `save`
-rewrites the files atomically, `EmbeddingIndex.load` reads them back. `build_ann` builds a faiss IVF-Flat or
+rewrites the files atomically, `EmbeddingIndex.load` reads them back. Two writers of one directory (the search
+server and `jobs/index.py`) are safe: `save` holds the directory's lock file, and merges in first what another
+writer saved since this copy was loaded or last saved. `build_ann` builds a faiss IVF-Flat or
 HNSW index (inner product) for collections where exact search gets slow; its recall against exact is reported
 by `recall_vs_exact`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +26,24 @@ import pyarrow.parquet as pq
 import torch
 
 
+def _stamp(directory: Path) -> int | None:
+    try:
+        return (directory / "index.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def writer_lock(directory: Path):
+    """An exclusive flock on `directory/.writer.lock` (released when the holder exits or dies)."""
+    with open(directory / ".writer.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class EmbeddingIndex:
     def __init__(self, dim: int, model: str = "", pretrained: str = ""):
         self.dim, self.model, self.pretrained = dim, model, pretrained
@@ -28,6 +51,7 @@ class EmbeddingIndex:
         self.embeddings = torch.empty(0, dim)
         self.ann = None
         self._id_set: set[str] = set()
+        self._disk_stamp: int | None = None  # index.json's mtime when this copy last matched the disk
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -106,19 +130,32 @@ class EmbeddingIndex:
     # -- disk -----------------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write (or rewrite) the index files in `directory`; each file is replaced atomically, other files in
-        the directory (labels.csv, logs) stay."""
+        the directory (labels.csv, logs) stay. Under the directory's writer lock: rows another writer saved
+        since this copy last matched the disk are merged in first (no add is lost), and the temporary folders
+        of a save that was killed half-way are removed (no other save can be running)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        emb = self.embeddings.to(torch.float16).numpy()
-        table = pa.table({"id": pa.array(self.ids, pa.string()),
-                          "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)})
-        meta = json.dumps({"model": self.model, "pretrained": self.pretrained, "dim": self.dim, "count": len(self)},
-                          indent=1)
-        with tempfile.TemporaryDirectory(prefix=".index-", dir=directory) as tmp:
-            pq.write_table(table, Path(tmp) / "embeddings.parquet")
-            (Path(tmp) / "index.json").write_text(meta)
-            os.replace(Path(tmp) / "embeddings.parquet", directory / "embeddings.parquet")
-            os.replace(Path(tmp) / "index.json", directory / "index.json")  # last: it marks a complete index
+        with writer_lock(directory):
+            stamp = _stamp(directory)
+            if stamp is not None and stamp != self._disk_stamp:
+                disk = EmbeddingIndex.load(directory)
+                if disk.dim == self.dim:
+                    new = [i for i, x in enumerate(disk.ids) if x not in self._id_set]
+                    if new:
+                        self.add([disk.ids[i] for i in new], disk.embeddings[new])
+            for stale in directory.glob(".index-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            emb = self.embeddings.to(torch.float16).numpy()
+            table = pa.table({"id": pa.array(self.ids, pa.string()),
+                              "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), self.dim)})
+            meta = json.dumps({"model": self.model, "pretrained": self.pretrained, "dim": self.dim,
+                               "count": len(self)}, indent=1)
+            with tempfile.TemporaryDirectory(prefix=".index-", dir=directory) as tmp:
+                pq.write_table(table, Path(tmp) / "embeddings.parquet")
+                (Path(tmp) / "index.json").write_text(meta)
+                os.replace(Path(tmp) / "embeddings.parquet", directory / "embeddings.parquet")
+                os.replace(Path(tmp) / "index.json", directory / "index.json")  # last: it marks a complete index
+            self._disk_stamp = _stamp(directory)
         return directory
 
     @classmethod
@@ -126,9 +163,11 @@ class EmbeddingIndex:
         directory = Path(directory)
         if not (directory / "index.json").exists():
             raise FileNotFoundError(f"{directory} is not an index (no index.json); build one with jobs/index.py")
+        stamp = _stamp(directory)  # before reading: a save landing in between makes the next save merge
         meta = json.loads((directory / "index.json").read_text())
         index = cls(meta["dim"], meta.get("model", ""), meta.get("pretrained", ""))
         table = pq.read_table(directory / "embeddings.parquet")
         flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         index.add(table.column("id").to_pylist(), torch.from_numpy(flat.astype(np.float32)).reshape(-1, meta["dim"]))
+        index._disk_stamp = stamp
         return index

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import functools
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from genlab.multimodal.embed import decode_images, list_images
 MAX_UPLOAD_BYTES = 8 * 2**20
 MAX_PIXELS = 40_000_000  # a PNG of a few KB can claim gigapixels; PIL refuses past this instead of allocating
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# The formats the page and the indexer read; any other Pillow plugin (EPS runs Ghostscript, where installed) is
+# never tried on untrusted bytes.
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 
 
 class RequestError(Exception):
@@ -39,11 +43,8 @@ def decode_upload(data: bytes, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise RequestError(413, f"a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
-                im.load()  # decode now: a truncated file fails here, not later in a model
-                rgb = im.convert("RGB").resize((size, size), Image.BICUBIC)
+            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+                rgb = _decoded(im, size)
     except UnidentifiedImageError:
         raise RequestError(415, "the upload is not an image PIL can read (PNG, JPEG, WebP, BMP, GIF)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
@@ -53,6 +54,49 @@ def decode_upload(data: bytes, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> 
     except (OSError, SyntaxError, ValueError) as err:  # PIL's truncated / corrupt stream errors
         raise RequestError(400, f"the image is corrupt or truncated ({err})") from None
     return np.asarray(rgb)
+
+
+def _decoded(im: Image.Image, size: int) -> Image.Image:
+    """An opened image, checked against the pixel limit from its header, decoded (a truncated file fails here,
+    not later in a model) and resized. A JPEG is decoded at the smallest scale >= size (draft mode), so a
+    40-MP photo costs a 1/8-size decode."""
+    if im.width * im.height > MAX_PIXELS:
+        raise RequestError(413, f"a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
+    if im.format == "JPEG":
+        im.draft("RGB", (size, size))
+    im.load()
+    return im.convert("RGB").resize((size, size), Image.BICUBIC)
+
+
+def open_under(root: Path, path: Path):
+    """`path` opened for reading only if the file actually opened lies under `root`: the final component must not
+    be a symlink (O_NOFOLLOW), and the opened descriptor's real path is checked again, so swapping a file for a
+    symlink after the folder was listed leads nowhere."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    proc = Path(f"/proc/self/fd/{fd}")
+    real = Path(os.readlink(proc)) if proc.exists() else path.resolve()
+    if not real.is_relative_to(root.resolve()):
+        os.close(fd)
+        raise RequestError(403, f"{path.name} leads outside the allowed root")
+    return os.fdopen(fd, "rb")
+
+
+def load_folder_image(root: Path, path: Path, size: int) -> np.ndarray:
+    """An image file of an indexed folder as uint8 RGB (size, size, 3), read as uploads are (formats, pixel limit,
+    draft decode); any refusal is a RequestError naming why."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open_under(root, path) as f, Image.open(f, formats=FORMATS) as im:
+                return np.asarray(_decoded(im, size))
+    except RequestError:
+        raise
+    except UnidentifiedImageError:
+        raise RequestError(415, "not an image of the formats read here (PNG, JPEG, WebP, BMP, GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise RequestError(413, f"image too large: {err}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise RequestError(400, f"corrupt, truncated or unreadable ({err})") from None
 
 
 def resolve_folder(root: Path, folder: str) -> Path:
@@ -76,9 +120,11 @@ def resolve_folder(root: Path, folder: str) -> Path:
 
 def images_under(root: Path, folder: Path, limit: int) -> list[Path]:
     """Image files of `folder` (recursively) whose real path stays under `root` (a symlinked file that points
-    elsewhere is skipped), sorted; more than `limit` is refused."""
+    elsewhere is skipped) and that are not hidden (no part of the path below `folder` starts with a dot),
+    sorted; more than `limit` is refused."""
     root = root.resolve()
-    found = [p for p in list_images(folder) if p.resolve().is_relative_to(root)]
+    found = [p for p in list_images(folder) if p.resolve().is_relative_to(root)
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
     if len(found) > limit:
         raise RequestError(413, f"{folder.name!r} holds more than {limit} images: index it with "
                                 "jobs/index.py --source <folder> --out <this index>")
@@ -92,10 +138,16 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 def file_thumbnail(path: Path, side: int = 128) -> bytes:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((side, side))
-        return png_bytes(np.asarray(im))
+    """A PNG thumbnail of an indexed file, read with the same limits as uploads (formats, pixels, draft decode)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path, formats=FORMATS) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(f"{im.width}x{im.height} is over {MAX_PIXELS} pixels")
+            im.draft("RGB", (side, side))  # a JPEG decodes at 1/2..1/8 scale; other formats ignore it
+            im = im.convert("RGB")
+            im.thumbnail((side, side))
+            return png_bytes(np.asarray(im))
 
 
 class CaptionImages:
@@ -118,15 +170,25 @@ class CaptionImages:
         return decode_images([self._column(i)[row - self.starts[i]]])[0].permute(1, 2, 0).numpy()
 
 
+def _existing_caption_shards(tag: str) -> Path:
+    """The shard directory of 'captions:<split>' as indexing wrote it; a GET never renders or writes shards."""
+    from genlab.data import captions
+    from genlab.data.shards import shard_dir
+
+    name, split = tag.split(":", 1)
+    directory = shard_dir(captions.shard_name(name) if captions.is_caption_set(name) else name, split)
+    if not any(directory.glob("*.parquet")):
+        raise FileNotFoundError(f"no shards of {tag} on this machine (index it again here)")
+    return directory
+
+
 def thumbnail(item_id: str, caption_sources: dict) -> bytes:
     """PNG of an indexed image: 'captions:<split>/<row>' from its shards, else the file at the absolute path the
     id is. Callers pass only ids that are in the index."""
     tag, _, row = item_id.rpartition("/")
     if tag.startswith("captions") and ":" in tag:
         if tag not in caption_sources:
-            from genlab.distributed.index_job import resolve_source
-
-            caption_sources[tag] = CaptionImages(resolve_source(tag))
+            caption_sources[tag] = CaptionImages(_existing_caption_shards(tag))
         return png_bytes(caption_sources[tag].rgb(row))
     path = Path(item_id)
     if not path.is_file():

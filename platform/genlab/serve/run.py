@@ -6,7 +6,13 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from genlab.serve.search_app import repo_path, serving_weights
+# Before anything imports Ray: it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER (loopback binding) when it is imported,
+# and genlab.serve.search_app imports ray.serve.
+from genlab.distributed.env import configure_ray_env
+
+configure_ray_env()
+
+from genlab.serve.search_app import REQUEST_TIMEOUT_S, repo_path, serving_weights  # noqa: E402
 
 
 @dataclass
@@ -24,6 +30,11 @@ class ServeArgs:
     """The web page and API may index folders under this directory only."""
     host: str = "127.0.0.1"
     """Address the HTTP proxy binds (0.0.0.0 exposes it to the network)."""
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    """Host header names the app answers (others get 421: no DNS rebinding); add the name clients use when you
+    bind another address, or "*" behind a proxy that checks hosts itself."""
+    request_timeout_s: float = REQUEST_TIMEOUT_S
+    """The HTTP proxy ends any request (a slow client's too) after this many seconds."""
     port: int = 8000
     """HTTP port."""
     batching: bool = True
@@ -60,9 +71,9 @@ def start_search(args: ServeArgs) -> str:
 
     from genlab.serve.search_app import build_app
 
-    serve.start(http_options={"host": args.host, "port": args.port})
+    serve.start(http_options={"host": args.host, "port": args.port, "request_timeout_s": args.request_timeout_s})
     config = asdict(args) | {"model": model, "weights": "" if args.pipeline else weights,
-                             "index_dir": str(index_dir)}
+                             "index_dir": str(index_dir), "allowed_hosts": list(args.allowed_hosts)}
     serve.run(build_app(config), name="search", route_prefix="/",
               logging_config={"enable_access_log": args.access_log})
     return f"http://{args.host}:{args.port}/"

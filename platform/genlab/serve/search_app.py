@@ -40,7 +40,9 @@ from ray.serve.handle import DeploymentHandle
 from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
                                    DiffusionGenerator, GenerateRequest, GenerateResponse, ImageGenerator, PriorStage,
                                    data_url, grid, run_pipeline)
-from genlab.serve.media import MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, png_bytes, resolve_folder
+from genlab.serve import guard
+from genlab.serve.media import (MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, load_folder_image,
+                                png_bytes, resolve_folder)
 from genlab.serve.search_backends import REPO, ImageEncoder, IndexStore, TextEncoder, repo_path
 
 log = logging.getLogger("ray.serve")
@@ -50,6 +52,11 @@ MAX_K = 100
 MAX_QUERY_CHARS = 1000
 MAX_LABELS = 64
 FOLDER_BATCH = 256
+MAX_SKIPPED_LISTED = 100  # the response names at most this many skipped files (and counts all of them)
+# Back-pressure: requests beyond the ingress's ongoing limit wait in a bounded queue, and past it get 503 at once
+# (the handler below); no request runs longer than the proxy's timeout (serve/run.py, every Serve config).
+MAX_QUEUED_REQUESTS = 256
+REQUEST_TIMEOUT_S = 30.0
 
 
 # Ray Serve's throughput-optimised mode (read by Serve's processes when they start).
@@ -97,11 +104,20 @@ class ZeroShotResponse(BaseModel):
     labels: list[LabelScore]
 
 
+class SkippedFile(BaseModel):
+    path: str = Field(description="relative to the indexed folder")
+    reason: str
+
+
 class IndexResponse(BaseModel):
     folder: str
-    images: int
-    added: int
+    images: int = Field(description="image files found (hidden files are never listed)")
+    added: int = Field(description="new entries (files the index already held are neither decoded nor embedded)")
+    already_indexed: int
     count: int
+    skipped: int
+    skipped_files: list[SkippedFile] = Field(description=f"the first {MAX_SKIPPED_LISTED} files that could not be "
+                                                         "indexed, each with why")
     took_s: float
 
 
@@ -115,8 +131,11 @@ class StatsResponse(BaseModel):
     allowed_root: str
 
 
+# No /docs or /redoc: both pull Swagger UI / ReDoc from a CDN, which the page's CSP (and this machine) forbid;
+# the schema is at /openapi.json.
 api = FastAPI(title="genlab search", description="Text-to-image search over a CLIP embedding index (chapter 5.7).",
-              version="1")
+              version="1", docs_url=None, redoc_url=None)
+api.add_middleware(guard.RequestGuard)  # Host allowlist, streaming body limit, security headers
 
 
 @api.exception_handler(RayActorError)
@@ -134,19 +153,24 @@ async def unavailable(request: Request, err: Exception) -> JSONResponse:
 Kind = Annotated[int, Query(ge=1, le=MAX_K, description=f"results to return (1..{MAX_K})")]
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=128)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=128,
+                  max_queued_requests=MAX_QUEUED_REQUESTS)
 @serve.ingress(api)
 class SearchApi:
     def __init__(self, text: DeploymentHandle, image: DeploymentHandle, index: DeploymentHandle, model: str,
                  allowed_root: str, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_folder_images: int = 20_000,
-                 prior: DeploymentHandle | None = None, generator: DeploymentHandle | None = None):
+                 prior: DeploymentHandle | None = None, generator: DeploymentHandle | None = None,
+                 allowed_hosts: tuple[str, ...] | list[str] | str = guard.LOOPBACK_HOSTS):
         from genlab.multimodal.models import tower_image_size
 
+        guard.configure(allowed_hosts, max_upload_bytes)  # this replica's process: see genlab.serve.guard
         self.text, self.image, self.index = text, image, index
         self.prior, self.generator = prior, generator  # the text-to-image pipeline's stages, when deployed
         self.image_size = tower_image_size(model)
         self.root = repo_path(allowed_root).resolve()
+        self.allowed_root = allowed_root  # as configured: what /api/stats shows (no absolute server path)
         self.max_upload_bytes, self.max_folder_images = max_upload_bytes, max_folder_images
+        self.indexing = asyncio.Lock()  # one folder at a time: a second call gets 429 instead of doubling the work
 
     # -- page -----------------------------------------------------------------------------------------------
     @api.get("/", include_in_schema=False)
@@ -167,7 +191,7 @@ class SearchApi:
 
     @api.get("/api/stats", response_model=StatsResponse)
     async def stats(self) -> dict:
-        return await self.index.stats.remote() | {"allowed_root": str(self.root)}
+        return await self.index.stats.remote() | {"allowed_root": self.allowed_root}
 
     @api.get("/api/search", response_model=SearchResponse)
     async def search(self, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="the text to find")],
@@ -202,35 +226,60 @@ class SearchApi:
         return {"labels": [{"label": names[i], "probability": float(probs[i]), "score": float(sims[i])}
                            for i in order]}
 
-    @api.post("/api/index", response_model=IndexResponse)
+    @api.post("/api/index", response_model=IndexResponse, responses={429: {"description": "another folder is "
+                                                                                        "being indexed"}})
     async def index_folder(self, body: IndexFolderRequest) -> dict:
+        if self.indexing.locked():
+            raise HTTPException(429, "another folder is being indexed; retry when it is done",
+                                headers={"Retry-After": "5"})
+        async with self.indexing:
+            return await self._index_folder(body.folder)
+
+    async def _index_folder(self, folder_arg: str) -> dict:
         t0 = time.perf_counter()
-        try:
-            folder = resolve_folder(self.root, body.folder)
-            paths = images_under(self.root, folder, self.max_folder_images)
+        try:  # walking and sorting a tree is file-system work: off the event loop, as every decode below
+            folder = await asyncio.to_thread(resolve_folder, self.root, folder_arg)
+            paths = await asyncio.to_thread(images_under, self.root, folder, self.max_folder_images)
         except RequestError as err:
             raise HTTPException(err.status, err.message) from None
         if not paths:
-            raise HTTPException(400, f"no images (png, jpg, jpeg, webp, bmp) under {body.folder!r}")
-        from genlab.multimodal.embed import load_image_file
-
-        added, count, skipped = 0, None, 0
-        for s in range(0, len(paths), FOLDER_BATCH):
-            chunk, images = [], []
-            for p in paths[s:s + FOLDER_BATCH]:
-                try:
-                    images.append(load_image_file(p, self.image_size))
-                    chunk.append(str(p.resolve()))  # the ids jobs/index.py gives files: absolute paths
-                except OSError:
-                    skipped += 1  # unreadable file: the rest of the folder still gets indexed
-            if images:
-                emb = await self.image.encode_many.remote(np.stack(images))
-                out = await self.index.add.remote(chunk, emb)
+            raise HTTPException(400, f"no images (png, jpg, jpeg, webp, bmp) under {folder_arg!r}")
+        ids = [str(p.resolve()) for p in paths]  # the ids jobs/index.py gives files: absolute paths
+        new = await self.index.missing.remote(ids)
+        todo = [(p, i) for p, i, n in zip(paths, ids, new) if n]
+        added, count, skipped = 0, None, []
+        for s in range(0, len(todo), FOLDER_BATCH):
+            chunk = todo[s:s + FOLDER_BATCH]
+            decoded = await asyncio.to_thread(self._decode_files, [p for p, _ in chunk])
+            ok = [(i, img) for (p, i), img in zip(chunk, decoded) if not isinstance(img, str)]
+            skipped += [{"path": str(p.relative_to(folder)), "reason": img}
+                        for (p, _), img in zip(chunk, decoded) if isinstance(img, str)]
+            if ok:
+                emb = await self.image.encode_many.remote(np.stack([img for _, img in ok]))
+                out = await self.index.add.remote([i for i, _ in ok], emb, save=False)
                 added, count = added + out["added"], out["count"]
+        if added:
+            count = (await self.index.save.remote())["count"]  # one rewrite of the index for the whole folder
+        if todo and len(skipped) == len(todo) and len(todo) == len(paths):
+            raise HTTPException(400, {"message": f"none of the {len(paths)} image files under {folder_arg!r} could "
+                                                 "be read", "skipped_files": skipped[:MAX_SKIPPED_LISTED]})
         if count is None:
-            raise HTTPException(400, f"none of the {len(paths)} image files under {body.folder!r} could be read")
-        return {"folder": body.folder, "images": len(paths) - skipped, "added": added, "count": count,
+            count = (await self.index.stats.remote())["count"]
+        return {"folder": folder_arg, "images": len(paths), "added": added, "already_indexed": len(paths) - len(todo),
+                "count": count, "skipped": len(skipped), "skipped_files": skipped[:MAX_SKIPPED_LISTED],
                 "took_s": round(time.perf_counter() - t0, 3)}
+
+    def _decode_files(self, paths: list[Path]) -> list[np.ndarray | str]:
+        """Each file decoded (uint8 (S, S, 3)) or the reason it was skipped; runs in a worker thread."""
+        out = []
+        for p in paths:
+            try:
+                out.append(load_folder_image(self.root, p, self.image_size))
+            except RequestError as err:
+                out.append(err.message)
+            except Exception as err:  # whatever else a decoder raises: this file is skipped, the folder goes on
+                out.append(f"unreadable ({type(err).__name__})")
+        return out
 
     @api.get("/api/image", responses={200: {"content": {"image/png": {}}}})
     async def image(self, id: Annotated[str, Query(max_length=4096, description="an indexed image's id")]):
@@ -281,8 +330,8 @@ class SearchApi:
         if length.isdigit() and int(length) > self.max_upload_bytes + 64 * 1024:
             raise HTTPException(413, f"upload over the {self.max_upload_bytes}-byte limit")
         data = await file.read(self.max_upload_bytes + 1)
-        try:
-            return decode_upload(data, self.image_size, self.max_upload_bytes)
+        try:  # a 40-MP decode takes a second: in a worker thread, so other requests go on meanwhile
+            return await asyncio.to_thread(decode_upload, data, self.image_size, self.max_upload_bytes)
         except RequestError as err:
             raise HTTPException(err.status, err.message) from None
 
@@ -360,7 +409,8 @@ def newest_pipeline(root: Path = REPO / "runs") -> str:
 def build_app(args: dict) -> serve.Application:
     """The application from deploy-time arguments (a Serve config's `args`, or jobs/serve_search.py):
     model, weights (a weights file, checkpoint or CLIP run directory; default the newest runs/clip-* run),
-    index_dir, allowed_root, batching, max_upload_bytes, max_folder_images; pipeline (a jobs/pipeline.py run or
+    index_dir, allowed_root, batching, max_upload_bytes, max_folder_images, allowed_hosts (Host header names the
+    app answers; default the loopback names, "*" = any); pipeline (a jobs/pipeline.py run or
     its pipeline directory, or "newest": adds text-to-image generation, whose CLIP then serves search too)."""
     pipeline = args.get("pipeline", "")
     pipeline = newest_pipeline() if pipeline == "newest" else pipeline
@@ -379,4 +429,5 @@ def build_app(args: dict) -> serve.Application:
         ImageEncoder.bind(model, weights, batching),
         IndexStore.options(user_config={"index_dir": index_dir}).bind(model, weights, batching),
         model, args.get("allowed_root", "runs"),
-        int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)), **stages)
+        int(args.get("max_upload_bytes", MAX_UPLOAD_BYTES)), int(args.get("max_folder_images", 20_000)),
+        allowed_hosts=args.get("allowed_hosts") or guard.LOOPBACK_HOSTS, **stages)

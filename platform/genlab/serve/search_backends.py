@@ -3,6 +3,7 @@
 text queries itself so that a text search is one handle hop). The FastAPI ingress that composes them, and the app
 built from deploy-time arguments, are in genlab.serve.search_app."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def repo_path(path: str | Path) -> Path:
     """Relative paths in a deploy config mean the checkout, wherever Serve starts the replica."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else REPO / path
+
+
+def _shown(path: Path) -> str:
+    """A server path as clients may see it: relative to the checkout, else its last two parts (no absolute path
+    of the server leaves it)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(Path(*path.parts[-2:]))
 
 
 def _load_clip(model: str, weights: str):
@@ -146,23 +154,34 @@ class IndexStore:
         """Top-k for a text query, embedded here (batched with concurrent queries unless batching is off)."""
         return await self._search_texts((text, k)) if self.batching else self._text_top_k([(text, k)])[0]
 
-    async def add(self, ids: list[str], embeddings: np.ndarray) -> dict:
+    async def missing(self, ids: list[str]) -> list[bool]:
+        """Which of `ids` the index does not hold yet: re-indexing a folder decodes and embeds only new files."""
+        return [i not in self.index for i in ids]
+
+    async def add(self, ids: list[str], embeddings: np.ndarray, save: bool = True) -> dict:
         import torch
 
         added = self.index.add(ids, torch.from_numpy(embeddings))
-        if added:
+        if added and save:
             self.index.save(self.dir)  # before answering: an acknowledged add survives a restart
         return {"added": added, "count": len(self.index)}
+
+    async def save(self) -> dict:
+        """Write the index once after a folder's chunks were added with save=False (one rewrite per folder, not
+        one per chunk); merges what another writer (jobs/index.py) saved meanwhile."""
+        self.index.save(self.dir)
+        return {"count": len(self.index)}
 
     async def thumbnail(self, item_id: str) -> bytes | None:
         if item_id not in self.index:
             return None
-        try:
-            return thumbnail(item_id, self.caption_sources)
-        except (OSError, KeyError, ValueError):
-            return None  # the file went away since it was indexed
+        try:  # decoding a file takes milliseconds to seconds: off the loop, searches go on meanwhile
+            return await asyncio.to_thread(thumbnail, item_id, self.caption_sources)
+        except Exception as err:  # gone since it was indexed, no longer an image we read, a bomb swapped in: 404
+            log.info("thumbnail %s: %s", item_id[-80:], type(err).__name__)
+            return None
 
     async def stats(self) -> dict:
         return {"count": len(self.index), "dim": self.index.dim, "model": self.index.model,
-                "weights": Path(self.weights).name if self.weights else "", "index_dir": str(self.dir),
+                "weights": Path(self.weights).name if self.weights else "", "index_dir": _shown(self.dir),
                 "replica": serve.get_replica_context().replica_id.unique_id}
