@@ -39,3 +39,18 @@ def test_only_genlab_serve_imports_ray_serve():
     offenders = [str(p.relative_to(package)) for p in package.rglob("*.py")
                  if p.parent.name != "serve" and pattern.search(p.read_text())]
     assert not offenders, offenders
+
+
+def test_importing_the_figure_modules_leaves_the_matplotlib_backend_alone():
+    """A notebook's backend (inline) must survive `import genlab...figures`: a module that calls
+    matplotlib.use("Agg") at import makes every later plt.show() show nothing."""
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, genlab.core.plotting, genlab.rl.figures, genlab.multimodal.figures, "
+            "genlab.autoencoders.figures, genlab.diffusion.figures, genlab.gan.figures, genlab.pipeline.figures; "
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "MPLBACKEND": "svg"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().lower() == "svg"

@@ -106,18 +106,19 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 def comparison_figure(rows: list[dict], grids: dict[str, torch.Tensor], path: Path) -> Path:
     """Bars of the main metrics side by side, and each model's samples under them."""
+    import matplotlib
     from torchvision.utils import make_grid
 
-    from genlab.core.plotting import _save, plt
+    from genlab.core.plotting import _save, figure
 
     names = [r["model"] for r in rows]
     panels = [("fld_ratio", "FLD / floor (lower is better)", False),
               ("precision", "precision (k=3)", False), ("recall", "recall (k=3)", False),
               ("class_entropy_frac", "class entropy / ln 10", False),
               ("samples_per_s", "samples per second (log)", True)]
-    fig = plt.figure(figsize=(3.2 * len(panels), 3.2 + 0.9 * len(rows)))
+    fig = figure(figsize=(3.2 * len(panels), 3.2 + 0.9 * len(rows)))
     grid = fig.add_gridspec(1 + len(rows), len(panels), height_ratios=[3.0] + [1.0] * len(rows))
-    colors = plt.cm.tab10.colors
+    colors = matplotlib.colormaps["tab10"].colors
     for i, (key, title, log) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
         ax.bar(range(len(rows)), [r[key] for r in rows], color=colors[:len(rows)])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.core.plotting import _save, plt
+from genlab.core.plotting import _save, figure, subplots
 
 
 def _rgb(image: torch.Tensor):
@@ -21,7 +21,7 @@ def similarity_matrix(image_features: torch.Tensor, text_features: torch.Tensor,
     paper's figure: a good model is bright on the diagonal."""
     n = len(images)
     sim = (text_features @ image_features.t()).numpy()
-    fig = plt.figure(figsize=(1.0 * n + 3.5, 1.0 * n + 1.2))
+    fig = figure(figsize=(1.0 * n + 3.5, 1.0 * n + 1.2))
     grid = fig.add_gridspec(2, 1, height_ratios=[1, n], hspace=0.02)
     top = grid[0].subgridspec(1, n, wspace=0.05)
     for i in range(n):
@@ -43,7 +43,7 @@ def retrieval_grid(gallery_features: torch.Tensor, query_features: torch.Tensor,
                    queries: list[str], path: str | Path, k: int = 8) -> Path:
     """One row per text query: its top-k gallery images with their cosine similarity."""
     scores, idx = (query_features @ gallery_features.t()).topk(k, dim=1)
-    fig, axes = plt.subplots(len(queries), k, figsize=(1.1 * k + 0.5, 1.35 * len(queries)), squeeze=False)
+    fig, axes = subplots(len(queries), k, figsize=(1.1 * k + 0.5, 1.35 * len(queries)), squeeze=False)
     for r, query in enumerate(queries):
         for c in range(k):
             ax = axes[r, c]

@@ -6,15 +6,11 @@ import os
 from pathlib import Path
 
 import gymnasium as gym
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from genlab.core.plotting import _save  # noqa: E402
-from genlab.eval.rl import Policy  # noqa: E402
+from genlab.core.plotting import _save, subplots
+from genlab.eval.rl import Policy
 
 SDL_HEADLESS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
 
@@ -22,7 +18,7 @@ SDL_HEADLESS = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYGAME_
 def learning_curve(episodes: list[dict], curve: list[tuple[int, float]], evals: list[dict], threshold: float,
                    path: str | Path, title: str = "") -> Path:
     """Return vs env steps: each episode (faint), the 100-episode rolling mean, greedy evaluation screens."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     if episodes:
         ax.scatter([e["step"] for e in episodes], [e["return"] for e in episodes], s=2, alpha=0.25,
                    color="tab:blue", label="training episode (true reward)")
@@ -41,7 +37,7 @@ def learning_curve(episodes: list[dict], curve: list[tuple[int, float]], evals: 
 def seed_curves(curves: dict[str, list[dict]], threshold: float | None, path: str | Path, title: str = "") -> Path:
     """One line per agent: mean +- std over seeds of the rolling return on a shared env-step grid.
     `curves[agent]` is a list of {"steps": [...], "return": [... or None]} (one per seed)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     for name, runs in curves.items():
         steps = np.asarray(runs[0]["steps"], dtype=float)
         values = np.array([[np.nan if v is None else v for v in run["return"]] for run in runs], dtype=float)
