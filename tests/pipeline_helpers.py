@@ -67,3 +67,22 @@ def tiny_ddpm_pipeline(out: Path, clip_weights: Path, seed: int = 0) -> Path:
                            ema=unet)
     pipe = TextToImagePipeline(clip, tokenizer, clip_model=CLIP, diffusion=TextDiffusion.load(ckpt, ema=True))
     return pipe.save_pretrained(out, clip_weights, diffusion_checkpoint=ckpt)
+
+
+def tiny_caption_pipeline(out: Path, seed: int = 0) -> Path:
+    """A saved caption-world pipeline (CaptionDiffusionPipeline): a random token encoder + cross-attending U-Net
+    (weights not zero, so the prompt reaches the image), DPM-Solver++ with 3 steps, guidance 2."""
+    from genlab.diffusion import SamplerConfig, ScheduleConfig, UNetConfig
+    from genlab.pipeline.caption_diffusion import CaptionDiffusion, CaptionDiffusionConfig
+    from genlab.pipeline.caption_pipeline import CaptionDiffusionPipeline
+    from genlab.pipeline.token_encoder import TokenEncoderConfig
+
+    torch.manual_seed(seed)
+    model = CaptionDiffusion(CaptionDiffusionConfig(
+        unet=UNetConfig(channels=16, channel_mults=(1, 2), attention_levels=(-1,), in_channels=3, image_size=32,
+                        context_dim=16),
+        text=TokenEncoderConfig(width=16, layers=1, heads=2), schedule=ScheduleConfig(timesteps=100),
+        sampler=SamplerConfig("dpm++2m", steps=3, guidance=2.0)))
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    return CaptionDiffusionPipeline(model).save_pretrained(out)

@@ -90,3 +90,29 @@ def test_training_runs_through_the_harness_and_scores_validation_prompts_only(tm
     assert keys and all(k.split("/")[1] in ("val_phrasings", "val_combos") for k in keys)
     assert 0 <= metrics["val/val_phrasings/overall_absolute"] <= 1
     assert any("train/loss" in r for r in read_metrics(tmp_path / "metrics.jsonl"))
+
+
+def test_the_caption_pipeline_saves_itself_when_loaded_and_draws_the_same_images(tmp_path):
+    """save_pretrained works on a loaded pipeline (no source files), load_pipeline finds the right class, and the
+    sampler settings saved with it are the ones it draws with."""
+    from genlab.pipeline import CaptionDiffusionPipeline, PromptError, TextToImagePipeline, load_pipeline
+
+    model = tiny()
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    pipe = CaptionDiffusionPipeline(model).with_sampler(guidance=2.0, steps=3, chosen_on="a validation file")
+    first = pipe(["a red seven in the top left", "a small yellow bag"], num_images=2, seed=5)
+    assert first.images.shape == (4, 3, 32, 32) and first.prompts[1] == "a red seven in the top left"
+    loaded = load_pipeline(pipe.save_pretrained(tmp_path / "a"))
+    assert isinstance(loaded, CaptionDiffusionPipeline) and not isinstance(loaded, TextToImagePipeline)
+    assert loaded.sampler.guidance == 2.0 and loaded.sampler.steps == 3 and loaded.chosen_on == "a validation file"
+    again = CaptionDiffusionPipeline.from_pretrained(loaded.save_pretrained(tmp_path / "b"))  # saved from a load
+    for p in (loaded, again):
+        assert torch.equal(p(["a red seven in the top left", "a small yellow bag"], 2, seed=5).images, first.images)
+    assert not torch.equal(pipe("a small yellow bag", 1, seed=5, guidance=0.0).images, first.images[2:3])
+    for bad in [dict(prompts=""), dict(prompts="a red seven " * 20), dict(prompts="a bag", guidance=50.0),
+                dict(prompts="a bag", steps=0), dict(prompts="a bag", num_images=0)]:
+        with pytest.raises(PromptError):
+            pipe(**bad)
+    with pytest.raises(FileNotFoundError, match="pipeline.json"):
+        load_pipeline(tmp_path)

@@ -70,8 +70,10 @@ def test_folders_must_stay_under_the_allowed_root(tmp_path):
     for folder, status in [("../outside", 403), ("photos/../../outside", 403), (str(outside), 403), ("~", 403),
                            ("escape", 403), ("nope", 404), ("a\x00b", 400), ("", 400), ("x" * 5000, 400)]:
         assert status_of(resolve_folder, root, folder) == status, folder
-    found = images_under(root, resolve_folder(root, "photos"), limit=10)
-    assert [p.name for p in found] == ["x.png"]  # the symlinked file pointing out is skipped
+    skipped = []
+    found = images_under(root, resolve_folder(root, "photos"), 10, skipped)
+    assert [p.name for p in found] == ["x.png"]  # the symlinked file pointing out is skipped, and named
+    assert skipped == [{"path": "leak.png", "reason": "a link leading outside the allowed root"}]
     assert status_of(images_under, root, resolve_folder(root, "photos"), 0) == 413
 
 
@@ -497,3 +499,114 @@ def _ddpm_generation_served(app, ddpm_dir: Path):
         assert "DDPM" in page.locator("#generate-summary").text_content()
         page.screenshot(path=str(ARTIFACTS / "generate_page_ddpm.png"), full_page=True)
         browser.close()
+
+
+@pytest.mark.ray
+def test_the_guard_holds_over_http_a_foreign_host_an_endless_body_and_the_headers(app):
+    import http.client
+
+    u = app["url"]
+    status, body = call(f"{u}/api/health", headers={"Host": "evil.example:8000"})  # DNS rebinding's Host
+    assert status == 421 and b"allowed_hosts" in body
+    req = urllib.request.Request(f"{u}/")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+    assert call(f"{u}/docs")[0] == 404 and call(f"{u}/openapi.json")[0] == 200  # no CDN-loaded docs page
+    # a chunked upload with no Content-Length, far over the limit: cut off with 413 while it streams
+    host, port = urllib.parse.urlsplit(u).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    conn.putrequest("POST", "/api/search/image?k=1")
+    conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    chunk = b"x" * 2**20
+    sent = 0
+    try:
+        for _ in range(40):  # up to 40 MiB, against the 8 MiB limit
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += 1
+        conn.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server stopped reading and closed: what the limit is for
+    assert conn.getresponse().status == 413
+    conn.close()
+    status, body = call(f"{u}/api/search/image?k=1", b"x" * (9 * 2**20),
+                        {"Content-Type": "multipart/form-data; boundary=x"})
+    assert status == 413
+    assert call(f"{u}/api/health")[0] == 200
+
+
+@pytest.mark.ray
+def test_a_hostile_folder_is_indexed_without_a_server_error_and_each_skip_is_named(app, tmp_path):
+    """A decompression bomb, a corrupt file, a symlink out and a hidden file beside one good image; indexing it
+    again decodes and embeds nothing (counted)."""
+    import struct
+    import zlib
+
+    own = app["work"] / "index-hostile"
+    shutil.rmtree(own, ignore_errors=True)
+    shutil.copytree(app["work"] / "index", own)
+    folder = app["root"] / "hostile"
+    folder.mkdir(exist_ok=True)
+    good = png((10, 220, 10), (40, 40))
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)
+    (folder / "bomb.png").write_bytes(good[:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + good[33:])
+    (folder / "corrupt.png").write_bytes(good[:60])
+    (folder / "good.png").write_bytes(good)
+    (folder / ".hidden.png").write_bytes(good)
+    (tmp_path / "secret.png").write_bytes(good)
+    (folder / "link.png").symlink_to(tmp_path / "secret.png")
+    with deployed(app, index_dir=str(own)):
+        status, out = post_json(app, "/api/index", {"folder": "hostile"})
+        assert status == 200, out
+        assert out["added"] == 1 and out["images"] == 3 and out["count"] == 501
+        reasons = {s["path"]: s["reason"] for s in out["skipped_files"]}
+        assert set(reasons) == {"bomb.png", "corrupt.png", ".hidden.png", "link.png"}, reasons
+        assert "pixels" in reasons["bomb.png"] and "outside" in reasons["link.png"]
+        again = post_json(app, "/api/index", {"folder": "hostile"})[1]
+        assert again["added"] == 0 and again["already_indexed"] == 3 and again["count"] == 501
+        stats = json.loads(call(f"{app['url']}/api/stats")[1])
+        assert str(app["work"]) not in stats["index_dir"]  # no absolute server path of the index
+
+
+@pytest.mark.ray
+def test_a_caption_world_pipeline_is_served_in_colour_as_the_pipeline_draws_it(app):
+    """The app redeployed with a CaptionDiffusionPipeline (search keeps its own CLIP): the served RGB images are
+    the pipeline's own for that prompt and seed; guidance steers them; a prompt over the token limit is a 422;
+    the page shows the one stage."""
+    import torch
+    from playwright.sync_api import sync_playwright
+
+    from genlab.pipeline import CaptionDiffusionPipeline
+    from tests.pipeline_helpers import tiny_caption_pipeline
+
+    caption_dir = tiny_caption_pipeline(app["work"] / "pipeline-caption")
+    pipe = CaptionDiffusionPipeline.from_pretrained(caption_dir)
+    with deployed(app, pipeline=str(caption_dir), weights=str(app["weights"])):
+        request = {"prompt": "a red seven in the top left", "num_images": 2, "seed": 3}
+        status, out = post_json(app, "/api/generate", request)
+        assert status == 200 and out["generator"] == "caption_diffusion", out
+        got = np.stack([_decode_data_url(u) for u in out["images"]])
+        expected = (pipe(request["prompt"], 2, seed=3).images * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        assert got.shape == (2, 32, 32, 3) and np.abs(got.astype(int) - expected.numpy()).max() <= 1
+        assert post_json(app, "/api/generate", request | {"guidance": 0.0})[1]["images"] != out["images"]
+        assert post_json(app, "/api/generate", request | {"prompt": "a red seven " * 20})[0] == 422
+        status, grid = call(f"{app['url']}/api/generate.png?q=a%20blue%20bag&n=3&seed=1")
+        assert status == 200 and Image.open(io.BytesIO(grid)).size == (3 * 34 + 2, 34 + 2)
+        assert Image.open(io.BytesIO(grid)).mode == "RGB"
+        assert search(app, "a red seven", 1)[0] == 200  # search still served, by the CLIP given
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(app["url"] + "/")
+            page.click("#tab-generate")
+            page.fill("#prompt", "a blue bag to the right of a green two")
+            page.fill("#guidance", "2")
+            page.select_option("#num-images", "4")
+            page.click("#generate-form button[type=submit]")
+            page.wait_for_function("[...document.querySelectorAll('#generated .refined img')].length === 4")
+            assert "caption DDPM" in page.locator("#generate-summary").text_content()
+            page.screenshot(path=str(ARTIFACTS / "generate_page_caption.png"), full_page=True)
+            browser.close()

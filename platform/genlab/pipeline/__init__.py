@@ -1,8 +1,10 @@
 """The final system: text -> CLIP text encoder -> prior -> VAE decoder -> GAN refiner -> image, or text -> CLIP
-text encoder -> text-conditioned DDPM -> image. Pure torch."""
+text encoder -> text-conditioned DDPM -> image (the digit configuration, 28x28 grey), and the caption world's
+text -> token encoder -> cross-attending DDPM -> 32x32 RGB image. Pure torch. `load_pipeline(dir)` opens any."""
 
 from genlab.core.checkpoint import register_family
 from genlab.core.config import from_dict
+from genlab.pipeline.caption_pipeline import CaptionDiffusionPipeline, load_pipeline
 from genlab.pipeline.pipeline import PipelineOutput, PromptError, TextToImagePipeline
 from genlab.pipeline.prior import MixturePrior, PriorConfig
 from genlab.pipeline.refiner import Refiner, RefinerConfig, RefinerUNet
@@ -21,5 +23,5 @@ def _build_from_checkpoint(config: dict):
 
 register_family("pipeline", _build_from_checkpoint)
 
-__all__ = ["MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner", "RefinerConfig",
-           "RefinerUNet", "TextDiffusion", "TextToImagePipeline"]
+__all__ = ["CaptionDiffusionPipeline", "MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner", "RefinerConfig",
+           "RefinerUNet", "TextDiffusion", "TextToImagePipeline", "load_pipeline"]

@@ -3,8 +3,12 @@
     POST /api/generate -> TextEncoder (the search app's, batched) -> PriorStage -> ImageGenerator (VAE decoder +
     GAN refiner, batched with @serve.batch, autoscaled) -> raw and refined PNGs, stage timings
     (a text-conditioned DDPM pipeline: TextEncoder -> DiffusionGenerator, batched and autoscaled alike)
+    (the caption world's CaptionDiffusionPipeline: CaptionGenerator alone, which reads the prompt itself: its
+    token encoder is part of the model)
 
-Each replica loads its stage from the pipeline directory jobs/pipeline.py writes (`TextToImagePipeline`'s format).
+Each replica loads its stage from a pipeline directory through genlab.pipeline's own classes (only they know the
+format); CaptionGenerator calls the CaptionDiffusionPipeline object itself, so the app draws what the pipeline
+draws for the same prompt and seed.
 """
 
 from __future__ import annotations
@@ -135,6 +139,30 @@ class DiffusionGenerator:
         return images, images
 
 
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=16,
+                  autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4,
+                                      "upscale_delay_s": 5, "downscale_delay_s": 60})
+class CaptionGenerator:
+    """The caption world's pipeline (genlab.pipeline.caption_pipeline): prompt, num_images, seed, guidance ->
+    uint8 RGB images (N, 32, 32, 3). Requests are not batched together: each one's images come from its own
+    seed, exactly as the pipeline's call gives them."""
+
+    def __init__(self, pipeline_dir: str):
+        from genlab.pipeline.caption_pipeline import CaptionDiffusionPipeline
+
+        _threads()
+        self.pipe = CaptionDiffusionPipeline.from_pretrained(pipeline_dir)
+
+    async def generate_prompt(self, prompt: str, num_images: int, seed: int,
+                              guidance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import asyncio
+
+        out = await asyncio.to_thread(self.pipe, prompt, num_images, seed, guidance)  # the loop stays free
+        images = (out.images.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
+        images = images.permute(0, 2, 3, 1).numpy()
+        return images, images
+
+
 class GenerateRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS, description="what to draw, e.g. 'a seven'")
     num_images: int = Field(4, ge=1, le=MAX_SERVED_IMAGES, description=f"images (1..{MAX_SERVED_IMAGES})")
@@ -147,7 +175,8 @@ class GenerateRequest(BaseModel):
 
 class GenerateResponse(BaseModel):
     prompt: str
-    generator: str = Field(description="'prior_vae' (prior -> VAE decoder -> refiner) or 'diffusion' (DDPM)")
+    generator: str = Field(description="'prior_vae' (prior -> VAE decoder -> refiner), 'diffusion' (DDPM) or "
+                                       "'caption_diffusion' (the caption world's 32x32 RGB model)")
     seed: int
     num_images: int
     temperature: float
@@ -162,9 +191,10 @@ def data_url(image: np.ndarray) -> str:
 
 
 def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
-    """uint8 image rows (each (N, H, W)) -> one (R*(H+pad)+pad, N*(W+pad)+pad) image on a white background."""
-    n, h, w = rows[0].shape
-    out = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad), 255, np.uint8)
+    """uint8 image rows (each (N, H, W) grey or (N, H, W, 3) RGB) -> one (R*(H+pad)+pad, N*(W+pad)+pad[, 3])
+    image on a white background."""
+    n, h, w = rows[0].shape[:3]
+    out = np.full((len(rows) * (h + pad) + pad, n * (w + pad) + pad, *rows[0].shape[3:]), 255, np.uint8)
     for r, row in enumerate(rows):
         for i, image in enumerate(row):
             y, x = pad + r * (h + pad), pad + i * (w + pad)
@@ -172,10 +202,16 @@ def grid(rows: list[np.ndarray], pad: int = 2) -> np.ndarray:
     return out
 
 
-async def run_pipeline(text, prior, generator, req: GenerateRequest) -> dict:
-    """The stages through their handles (no prior: the DDPM generator reads the embedding itself); returns the
-    response dict (images as uint8 arrays)."""
+async def run_pipeline(text, prior, generator, req: GenerateRequest, kind: str = "prior_vae") -> dict:
+    """The stages through their handles (no prior: the DDPM generator reads the embedding itself; a caption
+    pipeline reads the prompt itself); returns the response dict (images as uint8 arrays)."""
     t0 = time.perf_counter()
+    if kind == "caption_diffusion":
+        images, _ = await generator.generate_prompt.remote(req.prompt.strip(), req.num_images, req.seed, req.guidance)
+        took = round((time.perf_counter() - t0) * 1e3, 2)
+        return {"prompt": req.prompt, "generator": kind, "seed": req.seed, "num_images": req.num_images,
+                "temperature": req.temperature, "timings_ms": {"generator": took, "total": took},
+                "raw_arrays": images, "refined_arrays": images}
     embedding = await text.encode.remote(req.prompt.strip())
     t1 = time.perf_counter()
     times, t2 = {"text_encoder": (t1 - t0) * 1e3}, t1

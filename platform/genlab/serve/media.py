@@ -118,13 +118,23 @@ def resolve_folder(root: Path, folder: str) -> Path:
     return real
 
 
-def images_under(root: Path, folder: Path, limit: int) -> list[Path]:
-    """Image files of `folder` (recursively) whose real path stays under `root` (a symlinked file that points
-    elsewhere is skipped) and that are not hidden (no part of the path below `folder` starts with a dot),
-    sorted; more than `limit` is refused."""
+def images_under(root: Path, folder: Path, limit: int, skipped: list | None = None) -> list[Path]:
+    """Image files of `folder` (recursively) whose real path stays under `root` and that are not hidden (no part
+    of the path below `folder` starts with a dot), sorted; more than `limit` is refused. The files left out are
+    appended to `skipped` as {"path" (relative to folder), "reason"}."""
     root = root.resolve()
-    found = [p for p in list_images(folder) if p.resolve().is_relative_to(root)
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+    found = []
+    for p in list_images(folder):
+        rel = p.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts):
+            reason = "hidden"
+        elif not p.resolve().is_relative_to(root):
+            reason = "a link leading outside the allowed root"
+        else:
+            found.append(p)
+            continue
+        if skipped is not None:
+            skipped.append({"path": str(rel), "reason": reason})
     if len(found) > limit:
         raise RequestError(413, f"{folder.name!r} holds more than {limit} images: index it with "
                                 "jobs/index.py --source <folder> --out <this index>")

@@ -72,7 +72,7 @@ def start_search(args: ServeArgs) -> str:
     from genlab.serve.search_app import build_app
 
     serve.start(http_options={"host": args.host, "port": args.port, "request_timeout_s": args.request_timeout_s})
-    config = asdict(args) | {"model": model, "weights": "" if args.pipeline else weights,
+    config = asdict(args) | {"model": model, "weights": weights,  # a digit pipeline's: its own CLIP (checked)
                              "index_dir": str(index_dir), "allowed_hosts": list(args.allowed_hosts)}
     serve.run(build_app(config), name="search", route_prefix="/",
               logging_config={"enable_access_log": args.access_log})

@@ -38,7 +38,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, 
 from ray.serve.handle import DeploymentHandle
 
 from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
-                                   DiffusionGenerator, GenerateRequest, GenerateResponse, ImageGenerator, PriorStage,
+                                   CaptionGenerator, DiffusionGenerator, GenerateRequest, GenerateResponse, ImageGenerator, PriorStage,
                                    data_url, grid, run_pipeline)
 from genlab.serve import guard
 from genlab.serve.media import (MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, load_folder_image,
@@ -111,7 +111,7 @@ class SkippedFile(BaseModel):
 
 class IndexResponse(BaseModel):
     folder: str
-    images: int = Field(description="image files found (hidden files are never listed)")
+    images: int = Field(description="image files found (hidden files and links out of the root not counted)")
     added: int = Field(description="new entries (files the index already held are neither decoded nor embedded)")
     already_indexed: int
     count: int
@@ -160,12 +160,14 @@ class SearchApi:
     def __init__(self, text: DeploymentHandle, image: DeploymentHandle, index: DeploymentHandle, model: str,
                  allowed_root: str, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_folder_images: int = 20_000,
                  prior: DeploymentHandle | None = None, generator: DeploymentHandle | None = None,
-                 allowed_hosts: tuple[str, ...] | list[str] | str = guard.LOOPBACK_HOSTS):
+                 allowed_hosts: tuple[str, ...] | list[str] | str = guard.LOOPBACK_HOSTS,
+                 generator_kind: str = "prior_vae"):
         from genlab.multimodal.models import tower_image_size
 
         guard.configure(allowed_hosts, max_upload_bytes)  # this replica's process: see genlab.serve.guard
         self.text, self.image, self.index = text, image, index
         self.prior, self.generator = prior, generator  # the text-to-image pipeline's stages, when deployed
+        self.generator_kind = generator_kind
         self.image_size = tower_image_size(model)
         self.root = repo_path(allowed_root).resolve()
         self.allowed_root = allowed_root  # as configured: what /api/stats shows (no absolute server path)
@@ -239,7 +241,8 @@ class SearchApi:
         t0 = time.perf_counter()
         try:  # walking and sorting a tree is file-system work: off the event loop, as every decode below
             folder = await asyncio.to_thread(resolve_folder, self.root, folder_arg)
-            paths = await asyncio.to_thread(images_under, self.root, folder, self.max_folder_images)
+            left_out: list[dict] = []
+            paths = await asyncio.to_thread(images_under, self.root, folder, self.max_folder_images, left_out)
         except RequestError as err:
             raise HTTPException(err.status, err.message) from None
         if not paths:
@@ -247,7 +250,7 @@ class SearchApi:
         ids = [str(p.resolve()) for p in paths]  # the ids jobs/index.py gives files: absolute paths
         new = await self.index.missing.remote(ids)
         todo = [(p, i) for p, i, n in zip(paths, ids, new) if n]
-        added, count, skipped = 0, None, []
+        added, count, skipped = 0, None, left_out
         for s in range(0, len(todo), FOLDER_BATCH):
             chunk = todo[s:s + FOLDER_BATCH]
             decoded = await asyncio.to_thread(self._decode_files, [p for p, _ in chunk])
@@ -260,7 +263,7 @@ class SearchApi:
                 added, count = added + out["added"], out["count"]
         if added:
             count = (await self.index.save.remote())["count"]  # one rewrite of the index for the whole folder
-        if todo and len(skipped) == len(todo) and len(todo) == len(paths):
+        if todo and len(skipped) - len(left_out) == len(todo) == len(paths):
             raise HTTPException(400, {"message": f"none of the {len(paths)} image files under {folder_arg!r} could "
                                                  "be read", "skipped_files": skipped[:MAX_SKIPPED_LISTED]})
         if count is None:
@@ -309,7 +312,7 @@ class SearchApi:
                                                    guidance=guidance))
         rows = {"both": [out["raw_arrays"], out["refined_arrays"]], "raw": [out["raw_arrays"]],
                 "refined": [out["refined_arrays"]]}[stage]
-        rows = rows[-1:] if out["generator"] == "diffusion" else rows
+        rows = rows[-1:] if out["generator"] != "prior_vae" else rows
         return Response(png_bytes(grid(rows)), media_type="image/png",
                         headers={"X-Timings-Ms": json.dumps(out["timings_ms"]), "Cache-Control": "no-store"})
 
@@ -322,7 +325,12 @@ class SearchApi:
             raise HTTPException(422, "the prompt is empty: describe a digit, e.g. 'a seven' or 'the digit 3'")
         if "\ufffd" in req.prompt:
             raise HTTPException(422, "the prompt is not valid UTF-8 text")
-        return await run_pipeline(self.text, self.prior, self.generator, req)
+        from genlab.pipeline.pipeline import PromptError
+
+        try:
+            return await run_pipeline(self.text, self.prior, self.generator, req, self.generator_kind)
+        except PromptError as err:  # raised in a replica (Ray's error is also a PromptError): the request's fault
+            raise HTTPException(422, str(getattr(err, "cause", None) or err)) from None
 
     # -- helpers --------------------------------------------------------------------------------------------
     async def _upload(self, request: Request, file: UploadFile) -> np.ndarray:
@@ -368,6 +376,10 @@ def serving_weights(weights: str, model: str, pipeline: str = "") -> tuple[str, 
     from genlab.multimodal.models import check_weights, resolve_weights
 
     if pipeline:
+        from genlab.pipeline.caption_pipeline import pipeline_kind
+
+        if pipeline_kind(pipeline_path(pipeline)) == "caption_diffusion":  # no CLIP inside: search needs weights
+            return serving_weights(weights, model)
         from genlab.core.config import load_json
 
         meta = load_json(pipeline_path(pipeline) / "pipeline.json")
@@ -419,9 +431,14 @@ def build_app(args: dict) -> serve.Application:
     index_dir = args.get("index_dir", "runs/index")
     stages = {}
     if pipeline:
+        from genlab.pipeline.caption_pipeline import pipeline_kind
+
         directory = str(pipeline_path(pipeline))
-        if (Path(directory) / "diffusion").exists():  # a text-conditioned DDPM pipeline: no prior stage
-            stages = {"generator": DiffusionGenerator.bind(directory, batching)}
+        kind = pipeline_kind(directory)
+        if kind == "caption_diffusion":  # the caption world's model reads the prompt itself
+            stages = {"generator": CaptionGenerator.bind(directory), "generator_kind": kind}
+        elif kind == "diffusion":  # a text-conditioned DDPM pipeline: no prior stage
+            stages = {"generator": DiffusionGenerator.bind(directory, batching), "generator_kind": kind}
         else:
             stages = {"prior": PriorStage.bind(directory), "generator": ImageGenerator.bind(directory, batching)}
     return SearchApi.bind(

@@ -146,11 +146,16 @@ async function generate(event) {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ prompt, num_images: Number($("num-images").value), seed: Number($("seed").value),
-                             temperature: Number($("temperature").value) }),
+                             temperature: Number($("temperature").value),
+                             // empty: the guidance the model was saved with (chosen on validation prompts)
+                             guidance: $("guidance").value === "" ? null : Number($("guidance").value) }),
     });
     const t = r.timings_ms;
     const head = `${r.num_images} images for “${r.prompt}” (seed ${r.seed}) in ${t.total} ms: `;
-    if (r.generator === "diffusion") {  // a text-conditioned DDPM: one stage after the text encoder, no raw row
+    if (r.generator === "caption_diffusion") {  // the caption world's model reads the prompt itself: one stage
+      $("generate-summary").textContent = head + `caption DDPM (token encoder + U-Net) ${t.generator} ms`;
+      $("generated").replaceChildren(imageRow("caption DDPM, 32x32 RGB", r.images, "refined"));
+    } else if (r.generator === "diffusion") {  // a text-conditioned DDPM: one stage after the text encoder, no raw row
       $("generate-summary").textContent = head + `text encoder ${t.text_encoder}, DDPM ${t.generator} ms`;
       $("generated").replaceChildren(imageRow("DDPM", r.images, "refined"));
     } else {
