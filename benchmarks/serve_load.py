@@ -8,6 +8,10 @@ loopback only, bounded in requests and seconds.
     python benchmarks/serve_load.py --url http://127.0.0.1:8000 --clients 16 --seconds 60
     # the final system: /api/generate through text encoder -> prior -> decoder + refiner
     python benchmarks/serve_load.py --pipeline runs/pipeline__0__<time> --index-dir <empty dir>
+    # the caption world's pipeline (its search side needs some CLIP: --weights)
+    python benchmarks/serve_load.py --pipeline runs/caption-pipeline --weights <CLIP run> --index-dir <empty dir>
+With --pipeline the same run first times one image in this process (the pipeline's own call, one thread as each
+replica has): the floor the HTTP p50 is compared with.
 
 -> benchmarks/results/serve_load.json (with --weights; serve_generate.json with --pipeline) and a table on stdout.
 """
@@ -138,6 +142,31 @@ def measure(url: str, args, texts: dict[str, list[str]]) -> dict:
     return {"one_client": one, f"{args.clients}_clients": many}
 
 
+def in_process_floor(pipeline: str, texts: list[str], runs: int) -> dict:
+    """One image per call of the pipeline object itself, in this process with one torch thread (as a replica):
+    median and p95 over `runs` calls after 5 warm-up calls, each prompt and seed new."""
+    import torch
+
+    from genlab.pipeline import load_pipeline
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pipe = load_pipeline(Path(pipeline) / "pipeline" if (Path(pipeline) / "pipeline").is_dir() else pipeline)
+        for i in range(5):
+            pipe(texts[i % len(texts)], 1, seed=10_000 + i)
+        ms = []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            pipe(texts[i % len(texts)], 1, seed=i)
+            ms.append(1000 * (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(threads)
+    ms.sort()
+    return {"runs": runs, "p50_ms": round(statistics.median(ms), 2), "p95_ms": round(ms[int(0.95 * (runs - 1))], 2),
+            "threads": 1, "what": "the pipeline's own call for one image (prompt -> image), in this process"}
+
+
 def start_app(args, batching: bool) -> str:
     from ray import serve
 
@@ -167,6 +196,7 @@ def main() -> None:
     p.add_argument("--single-seconds", type=float, default=20, help="the one-client latency run")
     p.add_argument("--single-requests", type=int, default=500)
     p.add_argument("--warmup", type=int, default=50, help="requests sent (and not counted) before measuring")
+    p.add_argument("--in-process-runs", type=int, default=50, help="--pipeline: one-image calls timed in-process")
     args = p.parse_args()
     texts = phases(args)
     if args.url:
@@ -178,12 +208,21 @@ def main() -> None:
     from genlab.distributed.env import init_ray
     from genlab.serve.search_app import configure_serve_env
 
+    floor = in_process_floor(args.pipeline, texts["warmup"], args.in_process_runs) if args.pipeline else None
     configure_serve_env(args.fast_ingress)
     init_ray()
     from ray import serve
 
     serve.start(http_options={"host": "127.0.0.1", "port": 8000})
     out = {"mode": "fast ingress (HAProxy)" if args.fast_ingress else "Serve's default proxy"}
+    if floor:
+        from genlab.pipeline.caption_pipeline import read_meta
+
+        directory = Path(args.pipeline) / "pipeline" if (Path(args.pipeline) / "pipeline").is_dir() else Path(args.pipeline)
+        meta = read_meta(directory)
+        out["in_process_one_image"] = floor
+        out["pipeline_kind"] = meta.get("generator", "prior_vae")
+        out["pipeline_sampler"] = meta.get("sampler")
     for batching in {"both": (True, False), "on": (True,), "off": (False,)}[args.batching]:
         url = start_app(args, batching)
         asyncio.run(load(url, 4, 30, texts["warmup"], generate=bool(args.pipeline)))
@@ -206,10 +245,25 @@ def main() -> None:
             "queries": "each query sent once per app: warm-up, one-client and many-client lists disjoint",
             "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, {what}",
             "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator"}
+            "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator",
+            "cpu": _cpu()}
     (HERE / "results").mkdir(exist_ok=True)
-    name = ("serve_generate" if args.pipeline else "serve_load") + ("_fast" if args.fast_ingress else "") + ".json"
+    name = ("serve_generate" if args.pipeline else "serve_load") + (
+        "_caption" if out.get("pipeline_kind") == "caption_diffusion" else "") + (
+        "_fast" if args.fast_ingress else "") + ".json"
     (HERE / "results" / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _cpu() -> str:
+    """The CPU model and the vector extensions that matter to torch here (the CPU differs between machines)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{name} ({', '.join(ext)})"
 
 
 def _smoke_trained(pipeline: str) -> bool | None:
