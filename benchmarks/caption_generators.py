@@ -9,6 +9,10 @@ compositional judge in two separate steps:
            prompt of both test splits (2,000 each), with the realism distance and the within-prompt diversity.
            Refuses to run when that file exists already (the test prompts are touched once per reported model).
 
+    python benchmarks/caption_generators.py save --run <caption-diffusion run dir> --out runs/caption-pipeline
+        -> the CaptionDiffusionPipeline directory (EMA weights, the sampler chosen on validation) that
+           jobs/serve_generate.py --pipeline serves and benchmarks/serve_load.py times.
+
 The selection rule, fixed before any validation score was seen: the highest mean of the overall relative score
 over val_phrasings and val_combos; ties (within 0.005) go to the fewer steps, then to the lower guidance.
 """
@@ -158,6 +162,16 @@ def test(args) -> None:
     print(f"-> {out_path}")
 
 
+def save(args) -> None:
+    from genlab.pipeline.caption_pipeline import CaptionDiffusionPipeline
+
+    val = load_json(args.val)
+    pipe = CaptionDiffusionPipeline.from_training_run(args.run)
+    pipe.with_sampler(val["chosen"]["guidance"], val["chosen"]["steps"],
+                      chosen_on=f"{Path(args.val).name}: {val['decided_on']}")
+    print(f"-> {pipe.save_pretrained(args.out)} (guidance {val['chosen']['guidance']}, {val['chosen']['steps']} steps)")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -173,8 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--diversity-prompts", type=int, default=200)
     t.add_argument("--again", action="store_true", help="re-score although the test file exists")
     t.add_argument("--out", default=str(HERE / "results" / "caption_diffusion_test.json"))
+    w = sub.add_parser("save", help="the pipeline directory with the sampler chosen on validation")
+    w.add_argument("--run", required=True, help="caption-diffusion run (or checkpoint) directory")
+    w.add_argument("--val", default=str(HERE / "results" / "caption_diffusion_val.json"))
+    w.add_argument("--out", default="runs/caption-pipeline")
     args = ap.parse_args(argv)
-    (validate if args.mode == "validate" else test)(args)
+    {"validate": validate, "test": test, "save": save}[args.mode](args)
 
 
 if __name__ == "__main__":
