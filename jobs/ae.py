@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import tyro
-
 from genlab.autoencoders import ModelConfig, TrainConfig
+from genlab.core.cli import cli
 from genlab.distributed.jobs import autoencoder_job
 from genlab.distributed.trainer import RayConfig
 
@@ -30,4 +29,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

@@ -7,8 +7,7 @@ runs/chapter1__<seed>__<time>/report.md with the metrics table and every figure.
 
 from __future__ import annotations
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.distributed.chapters import Chapter1Config, run_chapter1
 from genlab.distributed.jobs import setup_logging
 
@@ -21,4 +20,4 @@ def main(cfg: Chapter1Config) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Chapter1Config))
+    main(cli(Chapter1Config))

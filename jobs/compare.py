@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.core.rundir import make_run_dir
 from genlab.distributed.jobs import setup_logging
 from genlab.eval.compare import COLUMNS, compare, comparison_figure, write_csv
@@ -67,4 +66,4 @@ def main(cfg: CompareConfig) -> Path:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(CompareConfig))
+    main(cli(CompareConfig))

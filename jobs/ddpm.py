@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.diffusion import DiffusionConfig, UNetConfig
 from genlab.diffusion.config import smoke_config
 from genlab.distributed.jobs import train_job
@@ -35,4 +34,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

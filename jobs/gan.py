@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.distributed.jobs import train_job
 from genlab.distributed.trainer import RayConfig
 from genlab.gan import GANTrainConfig
@@ -34,4 +33,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

@@ -8,9 +8,8 @@ image; zero-shot label it.
 
 from __future__ import annotations
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.distributed.index_job import IndexArgs, run_index_job
 
 if __name__ == "__main__":
-    run_index_job(tyro.cli(IndexArgs))
+    run_index_job(cli(IndexArgs))

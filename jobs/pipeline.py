@@ -10,12 +10,11 @@ Then serve it: python jobs/serve_generate.py --pipeline runs/pipeline__0__<time>
 
 from __future__ import annotations
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.distributed.pipeline_job import PipelineArgs, run_pipeline_job
 
 if __name__ == "__main__":
-    args = tyro.cli(PipelineArgs)
+    args = cli(PipelineArgs)
     try:
         run_pipeline_job(args)
     except (FileNotFoundError, ValueError) as err:

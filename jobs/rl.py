@@ -13,10 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import tyro
-
-from genlab.distributed.rllib import RLlibDQNConfig, RLlibPPOConfig
+from genlab.core.cli import cli
 from genlab.distributed.rl_sweep import rl_job
+from genlab.distributed.rllib import RLlibDQNConfig, RLlibPPOConfig
 from genlab.rl import DQNConfig, ReinforceConfig
 
 Agent = Literal["dqn", "reinforce", "rllib_dqn", "rllib_ppo"]
@@ -50,4 +49,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

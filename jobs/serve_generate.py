@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.multimodal.models import PretrainedUnavailable
 from genlab.serve.run import ServeArgs, serve_search
 from genlab.serve.search_app import newest_pipeline
 
 if __name__ == "__main__":
-    args = tyro.cli(ServeArgs)
+    args = cli(ServeArgs)
     try:
         serve_search(dataclasses.replace(args, pipeline=args.pipeline or newest_pipeline()))
     except (FileNotFoundError, ValueError, PretrainedUnavailable) as err:  # bad pipeline or index: say which

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.multimodal.models import PretrainedUnavailable
 from genlab.serve.run import ServeArgs, serve_search
 
 if __name__ == "__main__":
-    args = tyro.cli(ServeArgs)
+    args = cli(ServeArgs)
     try:
         serve_search(args)
     except (FileNotFoundError, ValueError, PretrainedUnavailable) as err:  # bad weights or index: say which

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import tyro
-
 from genlab.autoencoders import ModelConfig, TrainConfig
 from genlab.autoencoders.config import smoke_config
+from genlab.core.cli import cli
 from genlab.distributed.trainer import RayConfig
 from genlab.distributed.tune_sweeps import SweepConfig, sweep_job
 
@@ -50,4 +49,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

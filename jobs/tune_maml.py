@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import tyro
-
+from genlab.core.cli import cli
 from genlab.distributed.trainer import RayConfig
 from genlab.distributed.tune_sweeps import SweepConfig, sweep_job
 from genlab.meta import MetaConfig
@@ -45,4 +44,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(cli(Args))

@@ -213,3 +213,17 @@ def test_resume_flag_continues_a_run_and_refuses_a_different_config(tmp_path):
     assert str(run_dir) in stdout and len(list(tmp_path.iterdir())) == 1  # no second run directory
     out = run_cli("jobs/ae.py", *flags, "--ray.resume", str(run_dir), "--train.lr", "0.1")
     assert out.returncode != 0 and "differs from this command's config" in out.stderr
+
+
+def test_a_run_is_replayed_from_its_config_json(tmp_path):
+    """`--config <run>/config.json` gives a new run the old run's settings (here a non-default beta and latent
+    size), flags beside it still apply."""
+    flags = ["--smoke-test", "--ray.num-workers", "0"]
+    run_job("jobs/vae.py", *flags, "--train.beta", "3.5", "--train.model.latent-dim", "6",
+            "--ray.storage", str(tmp_path / "a"))
+    first = next((tmp_path / "a").glob("vae-*"))
+    run_job("jobs/vae.py", *flags, "--config", str(first / "config.json"), "--ray.storage", str(tmp_path / "b"))
+    second = next((tmp_path / "b").glob("vae-*"))
+    saved = json.loads((first / "config.json").read_text())
+    assert saved["beta"] == 3.5 and saved["model"]["latent_dim"] == 6
+    assert json.loads((second / "config.json").read_text()) == saved
