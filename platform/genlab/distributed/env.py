@@ -59,8 +59,10 @@ def init_ray(num_cpus: int | None = None, object_store_memory: int | None = None
         ray.init(runtime_env={"py_modules": [str(Path(genlab.__file__).parent)]}, log_to_driver=True)
         log.info("connected to the Ray cluster")
     else:
-        ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                 include_dashboard=dashboard, log_to_driver=True)
+        context = ray.init(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
+                           include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=True)
+        if dashboard:
+            print(f"Ray dashboard: http://{context.dashboard_url} (while this job runs)", flush=True)
     if quiet:
         quiet_console.install()
         # Ray Data's operator bars off. Through its environment default when ray.data is not imported yet: the

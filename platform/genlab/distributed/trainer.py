@@ -44,6 +44,9 @@ class RayConfig:
     """Worker-group restarts Ray Train may do after a failure, each from the latest checkpoint."""
     keep_checkpoints: int = 2
     """Checkpoints kept per run (the newest)."""
+    dashboard: bool = False
+    """Start the embedded local Ray with its dashboard on http://127.0.0.1:8265 (Ray Train's run and worker views,
+    logs, metrics; ~1 GB more memory); a `ray start --head` cluster has its own already."""
     stop_after_s: float = 0
     """End the run after the first epoch that finishes past this many seconds of training (it is checkpointed;
     `--ray.resume <run dir>` continues it exactly); 0 = train to the end. For long runs spread over sessions."""
@@ -89,7 +92,7 @@ def fit(loop: str, config, run_dir: Path, ray_cfg: RayConfig, dataset: str | Non
         _resolve(loop)(config, rt, data.get("test"))
         return final_metrics(run_dir)
 
-    ray = init_ray()
+    ray = init_ray(dashboard=ray_cfg.dashboard)
     quiet_console.attach(run_dir)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
