@@ -90,3 +90,23 @@ def test_rng_untouched_leaves_every_global_stream_where_it_was():
         torch.nn.Linear(8, 8), np.random.rand(5), random.random()
     assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
     assert random.random() == expected[2]
+
+
+def test_metrics_go_to_tensorboard_too_with_figures_and_a_rewind_purges_later_steps(tmp_path):
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from genlab.core.rundir import MetricsWriter
+
+    writer = MetricsWriter(tmp_path / "metrics.jsonl")
+    writer.write({"step": 1, "train/loss": 2.0, "note": "text is not a scalar"})
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(tmp_path / "samples.png")
+    writer.write({"step": 2, "train/loss": 1.5})
+    writer.write({"step": 3, "train/loss": 1.2})
+    writer.rewind(2)  # a resume from the checkpoint of step 2 redoes step 3
+    writer.write({"step": 3, "train/loss": 1.1})
+    board = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    board.Reload()
+    assert [(e.step, round(e.value, 3)) for e in board.Scalars("train/loss")] == [(1, 2.0), (2, 1.5), (3, 1.1)]
+    assert board.Tags()["images"] == ["figures/samples"] and board.Images("figures/samples")[0].step == 2
+    assert "note" not in board.Tags()["scalars"]

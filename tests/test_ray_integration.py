@@ -144,6 +144,14 @@ def test_two_workers_train_a_colour_set_and_resume_exactly(local_ray, tmp_path, 
         assert [r["step"] for r in epochs] == [2, 4]
         assert all(r["dist/replicas_in_sync"] == 1.0 and r["dist/rng_streams"] == 2 for r in epochs), epochs
         assert all((run / g).exists() for g in grids), sorted(p.name for p in run.rglob("*.png"))
+        # TensorBoard beside metrics.jsonl: the same loss steps (the resumed run's repeats purged) and the grids
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        board = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+        board.Reload()
+        assert sorted({e.step for e in board.Scalars(loss_key)}) == logged_at, board.Tags()
+        assert len([e.step for e in board.Scalars(loss_key)]) == len(logged_at)  # nothing logged twice
+        assert board.Tags()["images"], board.Tags()
     a = load_model(find_latest_checkpoint(straight)).state_dict()
     b = load_model(find_latest_checkpoint(resumed)).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the resumed run differs"
