@@ -152,7 +152,7 @@ def in_process_floor(pipeline: str, texts: list[str], runs: int) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        pipe = load_pipeline(Path(pipeline) / "pipeline" if (Path(pipeline) / "pipeline").is_dir() else pipeline)
+        pipe = load_pipeline(pipeline)
         for i in range(5):
             pipe(texts[i % len(texts)], 1, seed=10_000 + i)
         ms = []
@@ -216,10 +216,9 @@ def main() -> None:
     serve.start(http_options={"host": "127.0.0.1", "port": 8000})
     out = {"mode": "fast ingress (HAProxy)" if args.fast_ingress else "Serve's default proxy"}
     if floor:
-        from genlab.pipeline.caption_pipeline import read_meta
+        from genlab.pipeline.directory import pipeline_meta
 
-        directory = Path(args.pipeline) / "pipeline" if (Path(args.pipeline) / "pipeline").is_dir() else Path(args.pipeline)
-        meta = read_meta(directory)
+        meta = pipeline_meta(args.pipeline)
         out["in_process_one_image"] = floor
         out["pipeline_kind"] = meta.get("generator", "prior_vae")
         out["pipeline_sampler"] = meta.get("sampler")

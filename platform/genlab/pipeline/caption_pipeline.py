@@ -119,12 +119,9 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
     TextToImagePipeline (the digit configuration: prior chain or text DDPM, 28x28 grey)."""
     from genlab.pipeline.pipeline import TextToImagePipeline
 
-    path = Path(path)
+    from genlab.pipeline.directory import pipeline_dir
+
+    path = pipeline_dir(path)  # a run directory holding pipeline/ works too
     if read_meta(path).get("generator") == GENERATOR:
         return CaptionDiffusionPipeline.from_pretrained(path, device)
     return TextToImagePipeline.from_pretrained(path, device)
-
-
-def pipeline_kind(path: str | Path) -> str:
-    """'caption_diffusion', 'diffusion' or 'prior_vae': what a pipeline directory generates with."""
-    return read_meta(Path(path)).get("generator", "prior_vae")

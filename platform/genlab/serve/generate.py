@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import time
-from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -34,48 +33,47 @@ def _threads() -> None:
     torch.set_num_threads(1)  # several replicas share the cores
 
 
+def _pipeline(pipeline_dir: str):
+    """The pipeline object every stage replica wraps (its CLIP is loaded too: a few MB for ours)."""
+    from genlab.pipeline import TextToImagePipeline
+
+    _threads()
+    return TextToImagePipeline.from_pretrained(pipeline_dir)
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64)
 class PriorStage:
-    """Samples VAE latents for a prompt's CLIP embedding; each request's samples depend on its seed only."""
+    """The pipeline's `sample_latents` for a prompt's CLIP embedding; each request's samples depend on its seed
+    only."""
 
     def __init__(self, pipeline_dir: str):
-        from genlab.core.checkpoint import load_model
-
-        _threads()
-        self.prior = load_model(Path(pipeline_dir) / "prior")
+        self.pipe = _pipeline(pipeline_dir)
 
     async def sample(self, embedding: np.ndarray, num_images: int, seed: int, temperature: float) -> np.ndarray:
         import torch
 
-        gen = torch.Generator().manual_seed(seed)
-        e = torch.from_numpy(np.ascontiguousarray(embedding, np.float32))[None].repeat(num_images, 1)
-        return self.prior.sample(e, generator=gen, temperature=temperature).numpy()
+        e = torch.from_numpy(np.ascontiguousarray(embedding, np.float32))[None]
+        return self.pipe.sample_latents(e, num_images, seed, temperature).numpy()
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.2}, max_ongoing_requests=64,
                   autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8,
                                       "upscale_delay_s": 5, "downscale_delay_s": 60})
 class ImageGenerator:
-    """VAE decoder + GAN refiner: latents (and their prompt's embedding) -> (raw decodes, refined images) as uint8
-    (N, 28, 28). Concurrent requests are decoded as one batch; results do not depend on what they are batched with
-    (eval mode, per-image normalisation)."""
+    """The pipeline's `decode` and `refine`: latents (and their prompt's embedding) -> (raw decodes, refined
+    images) as uint8 (N, 28, 28). Concurrent requests are decoded as one batch; results do not depend on what they
+    are batched with (eval mode, per-image normalisation)."""
 
     def __init__(self, pipeline_dir: str, batching: bool = True):
-        from genlab.core.checkpoint import load_model
-
-        _threads()
-        self.vae = load_model(Path(pipeline_dir) / "vae")
-        refiner_dir = Path(pipeline_dir) / "refiner"
-        self.refiner = load_model(refiner_dir) if refiner_dir.exists() else None
+        self.pipe = _pipeline(pipeline_dir)
         self.batching = batching
 
     def _generate(self, z: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latents (N, latent_dim) and each one's prompt embedding (N, D) -> (raw, refined) uint8 images."""
         import torch
 
-        with torch.no_grad():
-            raw = self.vae.decode(torch.from_numpy(z))
-            refined = (self.refiner(raw * 2 - 1, torch.from_numpy(e)) + 1) / 2 if self.refiner is not None else raw
+        raw = self.pipe.decode(torch.from_numpy(z))
+        refined = self.pipe.refine(raw, torch.from_numpy(e))
         to_u8 = lambda x: (x[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # noqa: E731
         return to_u8(raw), to_u8(refined)
 
@@ -102,15 +100,12 @@ class ImageGenerator:
                   autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8,
                                       "upscale_delay_s": 5, "downscale_delay_s": 60})
 class DiffusionGenerator:
-    """The text-conditioned DDPM: a prompt's embedding, num_images, seed (and guidance) -> uint8 images
-    (N, 28, 28), the same as the pipeline's for that prompt and seed. Concurrent requests with the same guidance
-    are denoised as one batch (each image depends on its own start noise alone)."""
+    """The pipeline's text-conditioned DDPM (its `diffusion` stage): a prompt's embedding, num_images, seed (and
+    guidance) -> uint8 images (N, 28, 28), the same as the pipeline's for that prompt and seed. Concurrent requests
+    with the same guidance are denoised as one batch (each image depends on its own start noise alone)."""
 
     def __init__(self, pipeline_dir: str, batching: bool = True):
-        from genlab.pipeline.text_diffusion import TextDiffusion
-
-        _threads()
-        self.model = TextDiffusion.load(Path(pipeline_dir) / "diffusion")
+        self.model = _pipeline(pipeline_dir).diffusion
         self.batching = batching
 
     def _generate(self, requests: list[tuple[np.ndarray, int, int, float | None]]) -> list[np.ndarray]:

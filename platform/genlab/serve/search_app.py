@@ -372,23 +372,19 @@ def newest_clip_run(root: Path = REPO / "runs") -> str:
 
 def serving_weights(weights: str, model: str, pipeline: str = "") -> tuple[str, str]:
     """(model, weights file or tag) from what a user deploys with; checked before any replica starts. With a
-    pipeline directory its CLIP serves both search and generation."""
+    digit-configuration pipeline its CLIP serves both search and generation; the caption pipeline has no CLIP, so
+    search takes `weights` as without one."""
     from genlab.multimodal.models import check_weights, resolve_weights
+    from genlab.pipeline.directory import pipeline_clip
 
-    if pipeline:
-        from genlab.pipeline.caption_pipeline import pipeline_kind
-
-        if pipeline_kind(pipeline_path(pipeline)) == "caption_diffusion":  # no CLIP inside: search needs weights
-            return serving_weights(weights, model)
-        from genlab.core.config import load_json
-
-        meta = load_json(pipeline_path(pipeline) / "pipeline.json")
-        clip = str(pipeline_path(pipeline) / "clip" / "model.safetensors")
-        if weights and repo_path(weights).resolve() != Path(clip).resolve():
+    clip = pipeline_clip(pipeline_path(pipeline)) if pipeline else None
+    if clip is not None:
+        clip_model, clip_weights = clip
+        if weights and repo_path(weights).resolve() != Path(clip_weights).resolve():
             raise ValueError(f"weights {weights!r} and pipeline {pipeline!r}: the pipeline's CLIP serves search "
-                             "too; leave weights empty (or pass the pipeline's clip/model.safetensors)")
-        check_weights(meta["clip_model"], clip)
-        return meta["clip_model"], clip
+                             "too; leave weights empty (or pass the pipeline's CLIP weights)")
+        check_weights(clip_model, clip_weights)
+        return clip_model, clip_weights
     weights = weights or newest_clip_run()
     if repo_path(weights).exists():  # a path (relative ones mean the checkout), else an open_clip tag
         weights = str(repo_path(weights))
@@ -398,24 +394,17 @@ def serving_weights(weights: str, model: str, pipeline: str = "") -> tuple[str, 
 
 
 def pipeline_path(pipeline: str) -> Path:
-    """A pipeline directory (or the run directory holding one), checked."""
-    path = repo_path(pipeline)
-    if (path / "pipeline" / "pipeline.json").exists():
-        path = path / "pipeline"
-    if not (path / "pipeline.json").exists():
-        raise FileNotFoundError(f"pipeline {pipeline!r}: no pipeline.json there (write one with "
-                                "`python jobs/pipeline.py`)")
-    return path
+    """A pipeline directory (or the run directory holding one), checked; relative paths mean the checkout."""
+    from genlab.pipeline.directory import pipeline_dir
+
+    return pipeline_dir(repo_path(pipeline))
 
 
 def newest_pipeline(root: Path = REPO / "runs") -> str:
     """The newest runs/pipeline-* run's pipeline directory."""
-    runs = sorted((p for p in root.glob("pipeline__*") if (p / "pipeline" / "pipeline.json").exists()),
-                  key=lambda p: p.stat().st_mtime)
-    if not runs:
-        raise FileNotFoundError(f"no pipeline under {root}: build one with `python jobs/pipeline.py` (or "
-                                "--smoke-test for a minute) or pass --pipeline <dir>")
-    return str(runs[-1] / "pipeline")
+    from genlab.pipeline.directory import newest_pipeline as newest
+
+    return str(newest(root))
 
 
 def build_app(args: dict) -> serve.Application:
@@ -431,7 +420,7 @@ def build_app(args: dict) -> serve.Application:
     index_dir = args.get("index_dir", "runs/index")
     stages = {}
     if pipeline:
-        from genlab.pipeline.caption_pipeline import pipeline_kind
+        from genlab.pipeline.directory import pipeline_kind
 
         directory = str(pipeline_path(pipeline))
         kind = pipeline_kind(directory)
