@@ -464,7 +464,6 @@ def test_a_text_conditioned_ddpm_pipeline_is_served_behind_the_same_endpoint(app
 def _ddpm_generation_served(app, ddpm_dir: Path):
     import torch
     from concurrent.futures import ThreadPoolExecutor
-    from playwright.sync_api import sync_playwright
 
     from genlab.pipeline import TextToImagePipeline
 
@@ -485,20 +484,31 @@ def _ddpm_generation_served(app, ddpm_dir: Path):
     assert post_json(app, "/api/generate", requests[0] | {"guidance": -1})[0] == 422
     status, grid = call(f"{app['url']}/api/generate.png?q=a%20seven&n=4&seed=1")
     assert status == 200 and Image.open(io.BytesIO(grid)).size == (4 * 30 + 2, 30 + 2)  # one row: no raw stage
+    summary, raw_images = _generate_in_the_page(app, "a seven", "generate_page_ddpm.png")
+    assert raw_images == 0 and "DDPM" in summary
+
+
+def _generate_in_the_page(app, prompt: str, screenshot: str, **fields: str) -> tuple[str, int]:
+    """The Generate tab in Chromium: the prompt (and other fields by element id), four images; returns the
+    summary line and how many raw-stage images the page shows."""
+    from playwright.sync_api import sync_playwright
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
         page.goto(app["url"] + "/")
         page.click("#tab-generate")
-        page.fill("#prompt", "a seven")
+        page.fill("#prompt", prompt)
+        for element, value in fields.items():
+            page.fill(f"#{element}", value)
         page.select_option("#num-images", "4")
         page.click("#generate-form button[type=submit]")
         page.wait_for_function("[...document.querySelectorAll('#generated .refined img')].length === 4")
-        assert page.locator("#generated .raw img").count() == 0
-        assert "DDPM" in page.locator("#generate-summary").text_content()
-        page.screenshot(path=str(ARTIFACTS / "generate_page_ddpm.png"), full_page=True)
+        out = page.locator("#generate-summary").text_content(), page.locator("#generated .raw img").count()
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
         browser.close()
+    return out
 
 
 @pytest.mark.ray
@@ -576,7 +586,6 @@ def test_a_caption_world_pipeline_is_served_in_colour_as_the_pipeline_draws_it(a
     the pipeline's own for that prompt and seed; guidance steers them; a prompt over the token limit is a 422;
     the page shows the one stage."""
     import torch
-    from playwright.sync_api import sync_playwright
 
     from genlab.pipeline import CaptionDiffusionPipeline
     from tests.pipeline_helpers import tiny_caption_pipeline
@@ -596,17 +605,6 @@ def test_a_caption_world_pipeline_is_served_in_colour_as_the_pipeline_draws_it(a
         assert status == 200 and Image.open(io.BytesIO(grid)).size == (3 * 34 + 2, 34 + 2)
         assert Image.open(io.BytesIO(grid)).mode == "RGB"
         assert search(app, "a red seven", 1)[0] == 200  # search still served, by the CLIP given
-        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
-            page.goto(app["url"] + "/")
-            page.click("#tab-generate")
-            page.fill("#prompt", "a blue bag to the right of a green two")
-            page.fill("#guidance", "2")
-            page.select_option("#num-images", "4")
-            page.click("#generate-form button[type=submit]")
-            page.wait_for_function("[...document.querySelectorAll('#generated .refined img')].length === 4")
-            assert "caption DDPM" in page.locator("#generate-summary").text_content()
-            page.screenshot(path=str(ARTIFACTS / "generate_page_caption.png"), full_page=True)
-            browser.close()
+        summary, raw_images = _generate_in_the_page(app, "a blue bag to the right of a green two",
+                                                    "generate_page_caption.png", guidance="2")
+        assert raw_images == 0 and "caption DDPM" in summary
