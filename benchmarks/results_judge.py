@@ -90,3 +90,24 @@ def caption_generator_rows() -> list[str]:
              f"distance in the {d['feature']}): generated {d['generated']:.2f}, real renderings {d['real']:.2f} "
              f"(ratio {d['ratio']:.2f}).", "", "What decided: " + test["decided_on"] + "."]
     return rows
+
+
+def caption_serving_rows() -> list[str]:
+    """One 32x32 image of the trained caption pipeline over HTTP, against the in-process floor of the same run."""
+    g = load("serve_generate_caption")
+    if g is None:
+        return ["Serving: not measured yet (`python benchmarks/serve_load.py --pipeline runs/caption-pipeline "
+                "--weights <CLIP> --index-dir <empty dir>`)."]
+    one, many = g["batched"]["one_client"], g["batched"]["16_clients"]
+    floor = g["in_process_one_image"]["p50_ms"]
+    ok = one["p50_ms"] <= 50 and one["p50_ms"] <= 3 * floor
+    s = g.get("pipeline_sampler") or {}
+    return ["", f"Serving the trained caption pipeline ({s.get('kind')}, {s.get('steps')} steps, guidance "
+            f"{s.get('guidance')}; `{g.get('command', 'python benchmarks/serve_load.py --pipeline <caption pipeline>')}`"
+            f", {g['date']}; CPU: {g.get('cpu', '?')}; {g['mode']}):", "",
+            "| check | bar | measured | verdict |", "|---|---|---|---|",
+            f"| one image via HTTP, one client, p50 | <= 50 ms and <= 3x in-process | {one['p50_ms']:.1f} ms (p95 "
+            f"{one['p95_ms']:.1f}, {one['ok']} requests); in-process {floor:.1f} ms, ratio "
+            f"{one['p50_ms'] / floor:.2f} | {verdict(ok)} |",
+            f"| 16 clients, one image each: images/s, errors, p99 | (reported) | {many['throughput_rps']:.1f} "
+            f"images/s, {many['errors']} errors, p99 {many['p99_ms']:.0f} ms | |"]

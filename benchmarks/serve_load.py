@@ -243,7 +243,7 @@ def main() -> None:
             "pipeline": args.pipeline, "pipeline_smoke_trained": _smoke_trained(args.pipeline),
             "queries": "each query sent once per app: warm-up, one-client and many-client lists disjoint",
             "load": f"{args.clients} closed-loop clients, {args.seconds:.0f} s, {what}",
-            "date": time.strftime("%Y-%m-%d"),
+            "date": time.strftime("%Y-%m-%d"), "command": _command(),
             "machine": f"{platform.machine()}, 2 cores shared by the app, Ray and this load generator",
             "cpu": _cpu()}
     (HERE / "results").mkdir(exist_ok=True)
@@ -251,6 +251,12 @@ def main() -> None:
         "_caption" if out.get("pipeline_kind") == "caption_diffusion" else "") + (
         "_fast" if args.fast_ingress else "") + ".json"
     (HERE / "results" / name).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _command() -> str:
+    from results_common import command  # benchmarks/ is this script's folder
+
+    return command()
 
 
 def _cpu() -> str:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(HERE))
 
 from results_common import load, verdict  # noqa: E402
 from results_glance import glance_rows  # noqa: E402
-from results_judge import caption_generator_rows, judge_rows  # noqa: E402
+from results_judge import caption_generator_rows, caption_serving_rows, judge_rows  # noqa: E402
 from results_meta import chapter4_rows, handwriting_rows  # noqa: E402
 from results_pipeline import generator_rows, pipeline_rows  # noqa: E402
 from results_rl import chapter3_rows  # noqa: E402
@@ -418,7 +418,8 @@ def render() -> str:
                                                   "serve_load", "serve_load_fast", "submit_latency", "fault_drill",
                                                   "pipeline", "pipeline_ablation", "serve_generate", "pipeline_generators",
                                                   "rl_cartpole", "rl_side_by_side",
-                                                  "rl_acrobot", "gan_faces64", "judge_v1", "judge"]) if r})
+                                                  "rl_acrobot", "gan_faces64", "judge_v1", "judge", "caption_diffusion_val",
+                                                  "caption_diffusion_test", "serve_generate_caption"]) if r})
     text = [
         "# Benchmark results", "",
         f"Machine: the project's 2-core, 24 GiB CPU machine, no GPU ({machine}). Dates: {', '.join(dates)}.",
@@ -441,7 +442,7 @@ def render() -> str:
         "## The final system on the caption world: prompt splits and the compositional judge", "",
         *judge_rows(), "",
         "### The text-conditioned diffusion model on the caption world (cross-attention to the caption's tokens)", "",
-        *caption_generator_rows(), "",
+        *caption_generator_rows(), *caption_serving_rows(), "",
         "## Colour images: the DCGAN paper's 64x64 networks on the synthetic faces", "", *faces_rows(), "",
         "## Scale-out: job start-up and fault drills", "", *scale_rows(), "",
     ]
