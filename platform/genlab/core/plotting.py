@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+import matplotlib.colors
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 
