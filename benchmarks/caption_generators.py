@@ -134,9 +134,12 @@ def test(args) -> None:
     from genlab.pipeline.caption_evaluate import score_generator
 
     out_path = Path(args.out)
-    if out_path.exists() and not args.again:
-        raise SystemExit(f"{out_path} exists: the test prompts were scored already for this model. A new model "
-                         "writes a new file (--out); --again re-scores, and the first result stays the reported one.")
+    if out_path.exists():
+        if not args.again:
+            raise SystemExit(f"{out_path} exists: the test prompts were scored already for this model. A new model "
+                             "writes a new file (--out); --again re-scores into a file of its own, and the first "
+                             "result stays the reported one.")
+        out_path = out_path.with_name(f"{out_path.stem}_again_{time.strftime('%Y%m%d-%H%M%S')}.json")
     val = load_json(args.val)
     guidance, steps = val["chosen"]["guidance"], val["chosen"]["steps"]
     torch.manual_seed(0)
@@ -167,6 +170,10 @@ def save(args) -> None:
 
     val = load_json(args.val)
     pipe = CaptionDiffusionPipeline.from_training_run(args.run)
+    from genlab.core.checkpoint import find_latest_checkpoint
+
+    if find_latest_checkpoint(args.run).name != val["checkpoint"]:
+        raise SystemExit(f"{args.val} chose its sampler on checkpoint {val['checkpoint']}, not on this run's newest")
     pipe.with_sampler(val["chosen"]["guidance"], val["chosen"]["steps"],
                       chosen_on=f"{Path(args.val).name}: {val['decided_on']}")
     print(f"-> {pipe.save_pretrained(args.out)} (guidance {val['chosen']['guidance']}, {val['chosen']['steps']} steps)")

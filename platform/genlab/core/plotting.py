@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import matplotlib.colors
+import torch
 from matplotlib.figure import Figure
 from torchvision.utils import make_grid
 

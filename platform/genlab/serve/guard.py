@@ -49,7 +49,7 @@ def configure(allowed_hosts: tuple[str, ...] | list[str] | str | None = None, ma
     if isinstance(allowed_hosts, str):
         allowed_hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()]
     SETTINGS = GuardSettings(
-        tuple(h.lower().strip("[]") for h in allowed_hosts) if allowed_hosts else SETTINGS.allowed_hosts,
+        tuple("*" if h == "*" else host_name(h) for h in allowed_hosts) if allowed_hosts else SETTINGS.allowed_hosts,
         max_upload_bytes or SETTINGS.max_upload_bytes, max_json_bytes or SETTINGS.max_json_bytes)
     return SETTINGS
 
@@ -63,7 +63,7 @@ def host_name(host: str) -> str:
 
 
 def body_limit(headers: dict[bytes, bytes], settings: GuardSettings) -> int:
-    multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
+    multipart = headers.get(b"content-type", b"").strip().lower().startswith(b"multipart/form-data")
     return settings.max_upload_bytes + MULTIPART_OVERHEAD if multipart else settings.max_json_bytes
 
 
@@ -77,7 +77,10 @@ class RequestGuard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         settings = SETTINGS
-        headers = dict(scope.get("headers") or [])
+        raw = scope.get("headers") or []
+        headers = dict(raw)
+        if sum(1 for k, _ in raw if k == b"host") > 1:  # which one would the app read? refuse instead
+            return await _reply(send, 400, "more than one Host header")
         host = host_name(headers.get(b"host", b"").decode("latin-1"))
         if "*" not in settings.allowed_hosts and host not in settings.allowed_hosts:
             return await _reply(send, 421, f"host {host!r} is not served here (allowed: "

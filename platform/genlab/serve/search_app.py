@@ -250,7 +250,7 @@ class SearchApi:
         ids = [str(p.resolve()) for p in paths]  # the ids jobs/index.py gives files: absolute paths
         new = await self.index.missing.remote(ids)
         todo = [(p, i) for p, i, n in zip(paths, ids, new) if n]
-        added, count, skipped = 0, None, left_out
+        added, count, skipped = 0, None, list(left_out)  # a copy: decode failures are counted apart
         for s in range(0, len(todo), FOLDER_BATCH):
             chunk = todo[s:s + FOLDER_BATCH]
             decoded = await asyncio.to_thread(self._decode_files, [p for p, _ in chunk])
