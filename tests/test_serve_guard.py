@@ -144,3 +144,25 @@ def test_the_indexer_refuses_a_bomb_a_corrupt_file_and_a_symlink_swapped_in(tmp_
     Image.fromarray(np.full((2000, 3000, 3), 120, np.uint8)).save(big, format="JPEG")
     (root / "big.jpg").write_bytes(big.getvalue())
     assert load_folder_image(root, root / "big.jpg", 32).shape == (32, 32, 3)
+
+
+def test_duplicate_hosts_are_refused_and_configured_ports_are_ignored():
+    scope_headers = {"host": "localhost"}
+    status, _, _, _ = run(scope_headers, [b"{}"])
+    assert status == 200
+    guard.configure(["my.host:8000"])
+    assert guard.SETTINGS.allowed_hosts == ("my.host",) and run({"host": "my.host:9000"}, [b"{}"])[0] == 200
+
+
+def test_two_host_headers_get_a_400():
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"host", b"localhost"), (b"host", b"evil")]}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    async def send(m):
+        sent.append(m)
+
+    asyncio.run(guard.RequestGuard(_reading_app)(scope, receive, send))
+    assert sent[0]["status"] == 400
