@@ -109,12 +109,14 @@ def _strings(node):
 
 def parse_job_flags(script: str, argv: list[str]):
     source = (ROOT / script).read_text()
-    target = re.search(r"tyro\.cli\((\w+)\)", source).group(1)
+    target = re.search(r"\bcli\((\w+)\)", source).group(1)  # the job's `cli(Args)` (genlab.core.cli)
     spec = importlib.util.spec_from_file_location(f"job_{Path(script).stem}", ROOT / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve a job's string annotations through sys.modules
     spec.loader.exec_module(module)
-    return tyro.cli(getattr(module, target), args=argv)
+    from genlab.core.cli import cli
+
+    return cli(getattr(module, target), argv)
 
 
 def test_every_cluster_job_command_parses_with_the_jobs_flags():
