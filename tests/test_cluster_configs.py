@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import ray
-import tyro
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.serve.schema import ServeDeploySchema
