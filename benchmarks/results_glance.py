@@ -62,8 +62,8 @@ def glance_rows() -> list[str]:
     if (r := load("caption_diffusion_test")):
         for split, bar in (("test_phrasings", 0.90), ("test_combos", 0.85)):
             v = r[split]["relative"]["overall"]
-            rows.append(_row("final system", f"caption world, all attributes right (relative), {split}", f">= {bar:.2f}",
-                             f"{v:.3f} (absolute {r[split]['absolute']['overall']:.3f})", v >= bar))
+            rows.append(_row("final system", f"caption world, all right (relative), {split}", f">= {bar:.2f}",
+                             f"{v:.3f} (abs. {r[split]['absolute']['overall']:.3f})", v >= bar))
     if (r := load("submit_latency")):
         m = r["median"]["submit_to_first_step_s"]
         rows.append(_row("scale-out", "`ray job submit` -> end of the first optimizer step, median", "<= 12 s",
