@@ -69,14 +69,16 @@ def caption_generator_rows() -> list[str]:
     if val.get("per_epoch_validation"):
         rows += ["", "After each training epoch (EMA weights, the job's own scoring of the first validation prompts): "
                  + "; ".join(f"epoch {e['epoch']}: overall {e.get('val/val_phrasings/overall', 0):.3f} / "
-                             f"{e.get('val/val_combos/overall', 0):.3f}, FD {e.get('val/val_phrasings/realism_fd', 0):.0f}"
+                             f"{e.get('val/val_combos/overall', 0):.3f}, "
+                             f"FD {e.get('val/val_phrasings/realism_fd', 0):.0f}"
                              for e in val["per_epoch_validation"]) + "."]
     if test is None:
         return rows + ["", "Test prompts: not scored yet (`python benchmarks/caption_generators.py test --run ...`)."]
     floor = test["realism_floor"]["fd_real_vs_real"]
     rows += ["", f"Test prompts, scored once (`{test['command']}`, {test['date']}; {test['sampler']}, "
              f"{test['steps']} steps, guidance {test['guidance']:g}): relative score (absolute in brackets).", "",
-             "| test split | images | " + " | ".join(_CATS) + " | bar (overall; every category >= 0.85) | FD (bar <= 5x floor) |",
+             "| test split | images | " + " | ".join(_CATS)
+             + " | bar (overall; every category >= 0.85) | FD (bar <= 5x floor) |",
              "|---|---|" + "---|" * len(_CATS) + "---|---|"]
     for split, bar in _BARS.items():
         r = test[split]
@@ -103,8 +105,8 @@ def caption_serving_rows() -> list[str]:
     ok = one["p50_ms"] <= 50 and one["p50_ms"] <= 3 * floor
     s = g.get("pipeline_sampler") or {}
     return ["", f"Serving the trained caption pipeline ({s.get('kind')}, {s.get('steps')} steps, guidance "
-            f"{s.get('guidance')}; `{g.get('command', 'python benchmarks/serve_load.py --pipeline <caption pipeline>')}`"
-            f", {g['date']}; CPU: {g.get('cpu', '?')}; {g['mode']}):", "",
+            f"{s.get('guidance')}; `{g.get('command', 'python benchmarks/serve_load.py --pipeline <pipeline>')}`, "
+            f"{g['date']}; CPU: {g.get('cpu', '?')}; {g['mode']}):", "",
             "| check | bar | measured | verdict |", "|---|---|---|---|",
             f"| one image via HTTP, one client, p50 | <= 50 ms and <= 3x in-process | {one['p50_ms']:.1f} ms (p95 "
             f"{one['p95_ms']:.1f}, {one['ok']} requests); in-process {floor:.1f} ms, ratio "

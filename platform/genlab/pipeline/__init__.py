@@ -23,5 +23,5 @@ def _build_from_checkpoint(config: dict):
 
 register_family("pipeline", _build_from_checkpoint)
 
-__all__ = ["CaptionDiffusionPipeline", "MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner", "RefinerConfig",
-           "RefinerUNet", "TextDiffusion", "TextToImagePipeline", "load_pipeline"]
+__all__ = ["CaptionDiffusionPipeline", "MixturePrior", "PipelineOutput", "PriorConfig", "PromptError", "Refiner",
+           "RefinerConfig", "RefinerUNet", "TextDiffusion", "TextToImagePipeline", "load_pipeline"]

@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 
 from genlab.core.checkpoint import find_latest_checkpoint, load_model, save_checkpoint
-from genlab.core.config import load_json, save_json, to_dict
+from genlab.core.config import save_json, to_dict
 from genlab.pipeline.caption_diffusion import CaptionDiffusion
+from genlab.pipeline.directory import pipeline_dir, pipeline_meta
 from genlab.pipeline.pipeline import PipelineOutput, PromptError, check_prompts
 
 FORMAT = 1
@@ -89,7 +90,7 @@ class CaptionDiffusionPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "CaptionDiffusionPipeline":
-        path = Path(path)
+        path = pipeline_dir(path)  # a run directory holding pipeline/ works too
         meta = read_meta(path)
         if meta.get("generator") != GENERATOR:
             raise ValueError(f"{path} holds a {meta.get('generator')!r} pipeline, not {GENERATOR!r} "
@@ -106,9 +107,8 @@ class CaptionDiffusionPipeline:
 
 
 def read_meta(path: Path) -> dict:
-    if not (path / "pipeline.json").exists():
-        raise FileNotFoundError(f"{path} is not a pipeline directory (no pipeline.json)")
-    meta = load_json(path / "pipeline.json")
+    """pipeline.json of a pipeline directory (genlab.pipeline.directory finds it), its format checked."""
+    meta = pipeline_meta(path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: pipeline format {meta.get('format')} is not {FORMAT}")
     return meta
@@ -118,8 +118,6 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
     """Either pipeline from its directory: a CaptionDiffusionPipeline (caption world, 32x32 RGB) or a
     TextToImagePipeline (the digit configuration: prior chain or text DDPM, 28x28 grey)."""
     from genlab.pipeline.pipeline import TextToImagePipeline
-
-    from genlab.pipeline.directory import pipeline_dir
 
     path = pipeline_dir(path)  # a run directory holding pipeline/ works too
     if read_meta(path).get("generator") == GENERATOR:

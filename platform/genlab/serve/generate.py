@@ -152,9 +152,10 @@ class CaptionGenerator:
                               guidance: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         import asyncio
 
+        import torch
+
         out = await asyncio.to_thread(self.pipe, prompt, num_images, seed, guidance)  # the loop stays free
-        images = (out.images.clamp(0, 1) * 255).round().to(dtype=__import__("torch").uint8)
-        images = images.permute(0, 2, 3, 1).numpy()
+        images = (out.images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         return images, images
 
 

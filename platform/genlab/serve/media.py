@@ -40,32 +40,34 @@ def decode_upload(data: bytes, size: int, max_bytes: int = MAX_UPLOAD_BYTES) -> 
         raise RequestError(413, f"upload of {len(data)} bytes is over the {max_bytes}-byte limit")
     if not data:
         raise RequestError(400, "the uploaded file is empty")
+    return read_image(lambda: io.BytesIO(data), size, "the upload")
+
+
+def read_image(open_file, size: int, what: str) -> np.ndarray:
+    """The one decoder of untrusted image bytes (uploads, folder files): `open_file()` gives a binary file;
+    only FORMATS are tried, the pixel limit is checked from the header, a JPEG is decoded at the smallest scale
+    >= size (draft mode: a 40-MP photo costs a 1/8-size decode), the whole image is decoded now (a truncated file
+    fails here, not later in a model) and resized to uint8 RGB (size, size, 3). Every refusal is a RequestError
+    whose message starts with `what`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as im:
-                rgb = _decoded(im, size)
-    except UnidentifiedImageError:
-        raise RequestError(415, "the upload is not an image PIL can read (PNG, JPEG, WebP, BMP, GIF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise RequestError(413, f"image too large: {err}") from None
+            with open_file() as f, Image.open(f, formats=FORMATS) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise RequestError(413, f"{what}: a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
+                if im.format == "JPEG":
+                    im.draft("RGB", (size, size))
+                im.load()
+                return np.asarray(im.convert("RGB").resize((size, size), Image.BICUBIC))
     except RequestError:
         raise
+    except UnidentifiedImageError:
+        raise RequestError(415, f"{what} is not an image of the formats read here (PNG, JPEG, WebP, BMP, "
+                                "GIF)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise RequestError(413, f"{what}: image too large ({err})") from None
     except (OSError, SyntaxError, ValueError) as err:  # PIL's truncated / corrupt stream errors
-        raise RequestError(400, f"the image is corrupt or truncated ({err})") from None
-    return np.asarray(rgb)
-
-
-def _decoded(im: Image.Image, size: int) -> Image.Image:
-    """An opened image, checked against the pixel limit from its header, decoded (a truncated file fails here,
-    not later in a model) and resized. A JPEG is decoded at the smallest scale >= size (draft mode), so a
-    40-MP photo costs a 1/8-size decode."""
-    if im.width * im.height > MAX_PIXELS:
-        raise RequestError(413, f"a {im.width}x{im.height} image is over {MAX_PIXELS} pixels")
-    if im.format == "JPEG":
-        im.draft("RGB", (size, size))
-    im.load()
-    return im.convert("RGB").resize((size, size), Image.BICUBIC)
+        raise RequestError(400, f"{what} is corrupt, truncated or unreadable ({err})") from None
 
 
 def open_under(root: Path, path: Path):
@@ -82,21 +84,9 @@ def open_under(root: Path, path: Path):
 
 
 def load_folder_image(root: Path, path: Path, size: int) -> np.ndarray:
-    """An image file of an indexed folder as uint8 RGB (size, size, 3), read as uploads are (formats, pixel limit,
-    draft decode); any refusal is a RequestError naming why."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with open_under(root, path) as f, Image.open(f, formats=FORMATS) as im:
-                return np.asarray(_decoded(im, size))
-    except RequestError:
-        raise
-    except UnidentifiedImageError:
-        raise RequestError(415, "not an image of the formats read here (PNG, JPEG, WebP, BMP, GIF)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise RequestError(413, f"image too large: {err}") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise RequestError(400, f"corrupt, truncated or unreadable ({err})") from None
+    """An image file of an indexed folder as uint8 RGB (size, size, 3), opened only under `root` (open_under) and
+    decoded as uploads are (read_image)."""
+    return read_image(lambda: open_under(root, path), size, "the file")
 
 
 def resolve_folder(root: Path, folder: str) -> Path:

@@ -12,6 +12,7 @@ from genlab.distributed.env import configure_ray_env
 
 configure_ray_env()
 
+from genlab.serve.guard import LOOPBACK_HOSTS  # noqa: E402
 from genlab.serve.search_app import REQUEST_TIMEOUT_S, repo_path, serving_weights  # noqa: E402
 
 
@@ -30,7 +31,7 @@ class ServeArgs:
     """The web page and API may index folders under this directory only."""
     host: str = "127.0.0.1"
     """Address the HTTP proxy binds (0.0.0.0 exposes it to the network)."""
-    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     """Host header names the app answers (others get 421: no DNS rebinding); add the name clients use when you
     bind another address, or "*" behind a proxy that checks hosts itself."""
     request_timeout_s: float = REQUEST_TIMEOUT_S

@@ -38,8 +38,8 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, 
 from ray.serve.handle import DeploymentHandle
 
 from genlab.serve.generate import (DEFAULT_TEMPERATURE, MAX_PROMPT_CHARS, MAX_SEED, MAX_SERVED_IMAGES,
-                                   CaptionGenerator, DiffusionGenerator, GenerateRequest, GenerateResponse, ImageGenerator, PriorStage,
-                                   data_url, grid, run_pipeline)
+                                   CaptionGenerator, DiffusionGenerator, GenerateRequest, GenerateResponse,
+                                   ImageGenerator, PriorStage, data_url, grid, run_pipeline)
 from genlab.serve import guard
 from genlab.serve.media import (MAX_UPLOAD_BYTES, RequestError, decode_upload, images_under, load_folder_image,
                                 png_bytes, resolve_folder)
@@ -205,20 +205,20 @@ class SearchApi:
         return self._response(q, ids, scores, k, t0)
 
     @api.post("/api/search/image", response_model=SearchResponse)
-    async def search_image(self, request: Request, file: Annotated[UploadFile, File(description="an image")],
+    async def search_image(self, file: Annotated[UploadFile, File(description="an image")],
                            k: Kind = 10) -> dict:
         t0 = time.perf_counter()
-        rgb = await self._upload(request, file)
+        rgb = await self._upload(file)
         vec = await self.image.encode.remote(rgb)
         return await self._results(file.filename or "upload", vec, k, t0)
 
     @api.post("/api/zero-shot", response_model=ZeroShotResponse)
-    async def zero_shot(self, request: Request, file: Annotated[UploadFile, File(description="an image")],
+    async def zero_shot(self, file: Annotated[UploadFile, File(description="an image")],
                         labels: Annotated[str, Form(description="candidate labels, comma-separated")]) -> dict:
         names = list(dict.fromkeys(s.strip() for s in labels.split(",") if s.strip()))
         if not 2 <= len(names) <= MAX_LABELS or max(map(len, names)) > 200:
             raise HTTPException(422, f"give 2 to {MAX_LABELS} comma-separated labels of at most 200 characters")
-        rgb = await self._upload(request, file)
+        rgb = await self._upload(file)
         img, *texts = await asyncio.gather(self.image.encode.remote(rgb),
                                           *(self.text.encode.remote(f"a {n}.") for n in names))
         sims = np.stack(texts) @ img
@@ -250,20 +250,21 @@ class SearchApi:
         ids = [str(p.resolve()) for p in paths]  # the ids jobs/index.py gives files: absolute paths
         new = await self.index.missing.remote(ids)
         todo = [(p, i) for p, i, n in zip(paths, ids, new) if n]
-        added, count, skipped = 0, None, list(left_out)  # a copy: decode failures are counted apart
+        added, count, unreadable = 0, None, []
         for s in range(0, len(todo), FOLDER_BATCH):
             chunk = todo[s:s + FOLDER_BATCH]
             decoded = await asyncio.to_thread(self._decode_files, [p for p, _ in chunk])
             ok = [(i, img) for (p, i), img in zip(chunk, decoded) if not isinstance(img, str)]
-            skipped += [{"path": str(p.relative_to(folder)), "reason": img}
-                        for (p, _), img in zip(chunk, decoded) if isinstance(img, str)]
+            unreadable += [{"path": str(p.relative_to(folder)), "reason": img}
+                           for (p, _), img in zip(chunk, decoded) if isinstance(img, str)]
             if ok:
                 emb = await self.image.encode_many.remote(np.stack([img for _, img in ok]))
                 out = await self.index.add.remote([i for i, _ in ok], emb, save=False)
                 added, count = added + out["added"], out["count"]
         if added:
             count = (await self.index.save.remote())["count"]  # one rewrite of the index for the whole folder
-        if todo and len(skipped) - len(left_out) == len(todo) == len(paths):
+        skipped = left_out + unreadable
+        if len(unreadable) == len(paths):  # nothing in the folder could be read (and nothing was indexed before)
             raise HTTPException(400, {"message": f"none of the {len(paths)} image files under {folder_arg!r} could "
                                                  "be read", "skipped_files": skipped[:MAX_SKIPPED_LISTED]})
         if count is None:
@@ -333,10 +334,8 @@ class SearchApi:
             raise HTTPException(422, str(getattr(err, "cause", None) or err)) from None
 
     # -- helpers --------------------------------------------------------------------------------------------
-    async def _upload(self, request: Request, file: UploadFile) -> np.ndarray:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_upload_bytes + 64 * 1024:
-            raise HTTPException(413, f"upload over the {self.max_upload_bytes}-byte limit")
+    async def _upload(self, file: UploadFile) -> np.ndarray:
+        # the body as a whole was limited while it streamed in (genlab.serve.guard); the file itself here
         data = await file.read(self.max_upload_bytes + 1)
         try:  # a 40-MP decode takes a second: in a worker thread, so other requests go on meanwhile
             return await asyncio.to_thread(decode_upload, data, self.image_size, self.max_upload_bytes)
